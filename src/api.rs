@@ -1,0 +1,371 @@
+//! The HTTP API, independent of how requests arrive (Lambda event or local socket).
+//!
+//! Adapters turn their request into an [`ApiRequest`] and send the [`http::Response`] back.
+//! Endpoints: `POST /route`, `GET /route?q=`, `POST /query`, `GET /health`. Paths are matched on
+//! their last segment, so API Gateway stage prefixes and custom-domain base paths need no setup.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Response, StatusCode, header};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::router::{Decision, Router};
+
+/// Largest accepted request body, in bytes.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+/// Largest accepted query, in bytes of UTF-8.
+pub const MAX_QUERY_BYTES: usize = 4096;
+/// Largest accepted `session_id`, in bytes.
+pub const MAX_SESSION_ID_BYTES: usize = 256;
+
+/// A request as the API sees it, whatever transport carried it.
+#[derive(Debug, Clone)]
+pub struct ApiRequest {
+    /// HTTP method.
+    pub method: Method,
+    /// URL path (stage prefixes allowed).
+    pub path: String,
+    /// Decoded query-string pairs, repeated keys kept.
+    pub query: Vec<(String, String)>,
+    /// Raw body bytes (already base64-decoded by the Lambda adapter).
+    pub body: Bytes,
+    /// Id reported in the response and logs (Lambda's request id, or a local one).
+    pub request_id: String,
+}
+
+/// Why a request was refused; each maps to an HTTP status and a stable `code`.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiError {
+    /// The body is not valid JSON (or not UTF-8).
+    #[error("request body is not valid JSON ({0}); send {{\"query\": \"...\"}}")]
+    InvalidJson(String),
+    /// The body is JSON but not an object.
+    #[error("request body must be a JSON object like {{\"query\": \"...\"}}, got {0}")]
+    InvalidBody(&'static str),
+    /// No query was given.
+    #[error("{0}")]
+    MissingQuery(&'static str),
+    /// `query` is not a string, or `q` was repeated.
+    #[error("{0}")]
+    InvalidQuery(String),
+    /// The query is empty or only whitespace.
+    #[error("query is empty; send the question to route")]
+    EmptyQuery,
+    /// The query is over [`MAX_QUERY_BYTES`].
+    #[error("query is {0} bytes; the limit is {MAX_QUERY_BYTES}")]
+    QueryTooLarge(usize),
+    /// The body is over [`MAX_BODY_BYTES`].
+    #[error("request body is {0} bytes; the limit is {MAX_BODY_BYTES}")]
+    BodyTooLarge(usize),
+    /// `session_id` is not a string or is too long.
+    #[error("session_id must be a string of at most {MAX_SESSION_ID_BYTES} bytes")]
+    InvalidSessionId,
+    /// No endpoint at this path.
+    #[error("no endpoint at {0}; try POST /route, GET /route?q=..., POST /query or GET /health")]
+    NotFound(String),
+    /// The endpoint exists but not for this method.
+    #[error("{method} is not allowed on /{endpoint}; use {allow}")]
+    MethodNotAllowed {
+        /// The method used.
+        method: String,
+        /// The endpoint's last path segment.
+        endpoint: &'static str,
+        /// The methods it accepts, for the `Allow` header.
+        allow: &'static str,
+    },
+}
+
+impl ApiError {
+    /// The HTTP status for this error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::QueryTooLarge(_) | ApiError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    /// The stable machine-readable code in the error body.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::InvalidJson(_) => "invalid_json",
+            ApiError::InvalidBody(_) => "invalid_body",
+            ApiError::MissingQuery(_) => "missing_query",
+            ApiError::InvalidQuery(_) => "invalid_query",
+            ApiError::EmptyQuery => "empty_query",
+            ApiError::QueryTooLarge(_) => "query_too_large",
+            ApiError::BodyTooLarge(_) => "body_too_large",
+            ApiError::InvalidSessionId => "invalid_session_id",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
+        }
+    }
+}
+
+/// A validated routing request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteInput {
+    /// The query text, within limits and not blank.
+    pub query: String,
+    /// The caller's session, passed through to the agent.
+    pub session_id: Option<String>,
+}
+
+/// The endpoints, by the last segment of the path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Endpoint {
+    Route,
+    Query,
+    Health,
+}
+
+/// The HTTP API over a [`Router`]: parses, validates, routes and renders JSON.
+#[derive(Debug, Clone)]
+pub struct Api {
+    router: Arc<Router>,
+}
+
+#[derive(Serialize)]
+struct DecisionBody<'a> {
+    #[serde(flatten)]
+    decision: &'a Decision,
+    request_id: &'a str,
+}
+
+impl Api {
+    /// Wraps a router.
+    pub fn new(router: Arc<Router>) -> Api {
+        Api { router }
+    }
+
+    /// The router behind the API.
+    pub fn router(&self) -> &Router {
+        &self.router
+    }
+
+    /// Answers one request. Never fails: every problem becomes a JSON error response.
+    pub async fn handle(&self, req: ApiRequest) -> Response<String> {
+        let started = Instant::now();
+        let result = self.dispatch(&req).await;
+        let (response, decision) = match result {
+            Ok((status, body, decision)) => {
+                (json_response(status, body, &req.request_id), decision)
+            }
+            Err(err) => (error_response(&err, &req.request_id), None),
+        };
+        let total_us = crate::router::micros(started);
+        match &decision {
+            Some(d) => tracing::info!(
+                request_id = %req.request_id,
+                method = %req.method,
+                status = response.status().as_u16(),
+                agent = %d.agent,
+                routing_method = d.routing_method.as_str(),
+                fallback_reason = d.fallback_reason.map(|r| r.as_str()),
+                route_us = d.timings_us.route,
+                total_us,
+                "routed"
+            ),
+            None => tracing::info!(
+                request_id = %req.request_id,
+                method = %req.method,
+                path = %req.path,
+                status = response.status().as_u16(),
+                total_us,
+                "answered"
+            ),
+        }
+        response
+    }
+
+    async fn dispatch(
+        &self,
+        req: &ApiRequest,
+    ) -> Result<(StatusCode, String, Option<Decision>), ApiError> {
+        match (endpoint(&req.path)?, &req.method) {
+            (Endpoint::Health, &Method::GET) => {
+                Ok((StatusCode::OK, r#"{"status":"ok"}"#.to_owned(), None))
+            }
+            (Endpoint::Route, &Method::GET) => {
+                let input = parse_query_string(&req.query)?;
+                self.decide(&input, &req.request_id).await
+            }
+            (Endpoint::Route | Endpoint::Query, &Method::POST) => {
+                let input = parse_body(&req.body)?;
+                self.decide(&input, &req.request_id).await
+            }
+            (ep, m) => {
+                let (endpoint, allow) = match ep {
+                    Endpoint::Route => ("route", "GET, POST"),
+                    Endpoint::Query => ("query", "POST"),
+                    Endpoint::Health => ("health", "GET"),
+                };
+                Err(ApiError::MethodNotAllowed {
+                    method: m.to_string(),
+                    endpoint,
+                    allow,
+                })
+            }
+        }
+    }
+
+    async fn decide(
+        &self,
+        input: &RouteInput,
+        request_id: &str,
+    ) -> Result<(StatusCode, String, Option<Decision>), ApiError> {
+        tracing::debug!(request_id, query = %input.query, "query");
+        let decision = self.router.route(&input.query).await;
+        let body = serde_json::to_string(&DecisionBody {
+            decision: &decision,
+            request_id,
+        })
+        .unwrap_or_else(|e| error_body("internal", &e.to_string(), request_id));
+        Ok((StatusCode::OK, body, Some(decision)))
+    }
+}
+
+fn endpoint(path: &str) -> Result<Endpoint, ApiError> {
+    let last = path.trim_end_matches('/').rsplit('/').next().unwrap_or("");
+    match last {
+        "route" => Ok(Endpoint::Route),
+        "query" => Ok(Endpoint::Query),
+        "health" => Ok(Endpoint::Health),
+        _ => Err(ApiError::NotFound(truncate(path, 200).to_owned())),
+    }
+}
+
+/// Validates a `POST` body: a JSON object with a string `query` and an optional `session_id`.
+pub fn parse_body(body: &[u8]) -> Result<RouteInput, ApiError> {
+    if body.len() > MAX_BODY_BYTES {
+        return Err(ApiError::BodyTooLarge(body.len()));
+    }
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::MissingQuery(
+            "request body is empty; send {\"query\": \"...\"}",
+        ));
+    }
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
+    let Value::Object(mut map) = value else {
+        return Err(ApiError::InvalidBody(json_kind(&value)));
+    };
+    let query = match map.remove("query") {
+        None | Some(Value::Null) => {
+            return Err(ApiError::MissingQuery(
+                "body has no \"query\" field; send {\"query\": \"...\"}",
+            ));
+        }
+        Some(Value::String(s)) => s,
+        Some(other) => {
+            return Err(ApiError::InvalidQuery(format!(
+                "query must be a string, got {}",
+                json_kind(&other)
+            )));
+        }
+    };
+    let session_id = match map.remove("session_id") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s.len() <= MAX_SESSION_ID_BYTES => Some(s),
+        Some(_) => return Err(ApiError::InvalidSessionId),
+    };
+    check_query(query, session_id)
+}
+
+/// Validates `GET /route` parameters: exactly one non-blank `q`.
+pub fn parse_query_string(pairs: &[(String, String)]) -> Result<RouteInput, ApiError> {
+    let mut values = pairs.iter().filter(|(k, _)| k == "q").map(|(_, v)| v);
+    let Some(q) = values.next() else {
+        return Err(ApiError::MissingQuery(
+            "missing q parameter; call GET /route?q=your+question",
+        ));
+    };
+    let extra = values.count();
+    if extra > 0 {
+        return Err(ApiError::InvalidQuery(format!(
+            "q is given {} times; give it once",
+            extra + 1
+        )));
+    }
+    let session_id = pairs
+        .iter()
+        .find(|(k, _)| k == "session_id")
+        .map(|(_, v)| v.clone());
+    if session_id
+        .as_ref()
+        .is_some_and(|s| s.len() > MAX_SESSION_ID_BYTES)
+    {
+        return Err(ApiError::InvalidSessionId);
+    }
+    check_query(q.clone(), session_id)
+}
+
+fn check_query(query: String, session_id: Option<String>) -> Result<RouteInput, ApiError> {
+    if query.len() > MAX_QUERY_BYTES {
+        return Err(ApiError::QueryTooLarge(query.len()));
+    }
+    if query.trim().is_empty() {
+        return Err(ApiError::EmptyQuery);
+    }
+    Ok(RouteInput { query, session_id })
+}
+
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+fn error_body(code: &str, message: &str, request_id: &str) -> String {
+    serde_json::json!({"error": {"code": code, "message": message, "request_id": request_id}})
+        .to_string()
+}
+
+/// Renders an [`ApiError`] as its status and `{"error": {"code", "message", "request_id"}}`.
+pub fn error_response(err: &ApiError, request_id: &str) -> Response<String> {
+    let mut resp = json_response(
+        err.status(),
+        error_body(err.code(), &err.to_string(), request_id),
+        request_id,
+    );
+    if let ApiError::MethodNotAllowed { allow, .. } = err {
+        resp.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static(allow));
+    }
+    resp
+}
+
+fn json_response(status: StatusCode, body: String, request_id: &str) -> Response<String> {
+    let mut resp = Response::new(body);
+    *resp.status_mut() = status;
+    let headers = resp.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        headers.insert("x-request-id", v);
+    }
+    resp
+}

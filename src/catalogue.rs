@@ -1,0 +1,639 @@
+//! The agent catalogue: the routes file that names every agent, its keywords and its target.
+//!
+//! The catalogue is declarative TOML (see the README's "Routes file" section). It is parsed and
+//! validated once, when the router starts, so a mistake in it fails the process start (in Lambda:
+//! the init phase, where the console shows the message) and never a request.
+//!
+//! ```
+//! let toml = r#"
+//! default_agent = "general"
+//!
+//! [[agents]]
+//! name = "cost"
+//! description = "Spend, bills and budgets."
+//! keywords = ["cost", "bill", { phrase = "savings plan", weight = 2.0 }]
+//!
+//! [[agents]]
+//! name = "general"
+//! description = "Anything else."
+//! "#;
+//! let catalogue = agent_router::Catalogue::from_toml_str(toml).unwrap();
+//! assert_eq!(catalogue.default_agent().name, "general");
+//! ```
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::Path;
+
+use serde::Deserialize;
+use serde::de::{self, MapAccess, Visitor};
+
+use crate::normalize::{is_word_char, normalize_query};
+
+/// The default catalogue shipped with the router (the AWS operations assistant), compiled in so
+/// the binary runs with no files around it.
+pub const DEFAULT_ROUTES_TOML: &str = include_str!("../prompts/routes.toml");
+
+/// Longest agent name accepted, in bytes. Names travel in LLM answers, environment variable names
+/// and metric dimensions, so they are kept short.
+pub const MAX_AGENT_NAME_LEN: usize = 64;
+
+/// A validated agent catalogue: the agents, the default agent and the fast-path settings.
+///
+/// Built only through [`Catalogue::from_toml_str`], [`Catalogue::from_path`] or
+/// [`CatalogueBuilder`], all of which validate, so a value of this type is always usable.
+#[derive(Debug, Clone)]
+pub struct Catalogue {
+    agents: Vec<Agent>,
+    default_index: usize,
+    fast_path: FastPathSettings,
+}
+
+/// One downstream agent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Agent {
+    /// Unique name, lower-case letters, digits, `-` and `_`; what responses and the LLM use.
+    pub name: String,
+    /// One line that tells the LLM (and people) what the agent handles.
+    pub description: String,
+    /// Keywords and phrases that send a query to this agent on the fast path.
+    pub keywords: Vec<Keyword>,
+    /// The agent's Lambda function (name, ARN or alias); `None` for a route-only agent.
+    pub target: Option<String>,
+}
+
+/// A keyword or multi-word phrase with its weight in the fast path's scoring.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Keyword {
+    /// The keyword as written in the routes file (reported back in `matched`).
+    pub text: String,
+    /// How much a match adds to the agent's score; positive and finite. Default 1.0.
+    pub weight: f32,
+}
+
+/// Fast-path decision thresholds, set in the routes file's `[fast_path]` table.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FastPathSettings {
+    /// The winner's score must exceed the runner-up's by at least this much. Default 1.0.
+    pub margin: f32,
+    /// The winner's score must be at least this much. Default 1.0.
+    pub min_score: f32,
+}
+
+impl Default for FastPathSettings {
+    fn default() -> Self {
+        FastPathSettings {
+            margin: 1.0,
+            min_score: 1.0,
+        }
+    }
+}
+
+/// Why a routes file was rejected. Every message names the agent or keyword to fix.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CatalogueError {
+    /// The file could not be read.
+    #[error("cannot read routes file {path}: {message}")]
+    Read {
+        /// The path that was tried.
+        path: String,
+        /// The operating system's reason.
+        message: String,
+    },
+    /// The file is not valid TOML or does not have the routes file's shape.
+    #[error("routes file is not valid: {0}")]
+    Parse(String),
+    /// The file lists no agents at all.
+    #[error("routes file lists no agents: add at least one [[agents]] table")]
+    NoAgents,
+    /// An agent name is empty, too long, or has characters outside `a-z 0-9 - _`.
+    #[error(
+        "agent name {name:?} is not valid: use 1 to {MAX_AGENT_NAME_LEN} lower-case letters, digits, '-' or '_'"
+    )]
+    InvalidAgentName {
+        /// The offending name.
+        name: String,
+    },
+    /// Two agents share a name.
+    #[error("agent {name:?} is defined twice: agent names must be unique")]
+    DuplicateAgent {
+        /// The repeated name.
+        name: String,
+    },
+    /// `default_agent` names no agent in the file.
+    #[error("default_agent {name:?} is not one of the agents ({known}): add it or fix the name")]
+    UnknownDefaultAgent {
+        /// The name given as default.
+        name: String,
+        /// The agents that exist, comma-separated.
+        known: String,
+    },
+    /// An agent's description is empty or spans several lines.
+    #[error("agent {agent:?}: description must be one non-empty line")]
+    InvalidDescription {
+        /// The agent whose description is wrong.
+        agent: String,
+    },
+    /// A target is present but empty.
+    #[error("agent {agent:?}: target is empty; remove the line for a route-only agent")]
+    EmptyTarget {
+        /// The agent whose target is empty.
+        agent: String,
+    },
+    /// A keyword is empty or made only of whitespace.
+    #[error("agent {agent:?}: keyword #{index} is empty; remove it")]
+    EmptyKeyword {
+        /// The agent that lists it.
+        agent: String,
+        /// Its 1-based position in the agent's keyword list.
+        index: usize,
+    },
+    /// A keyword has no letter or digit, so it could never match on word boundaries.
+    #[error(
+        "agent {agent:?}: keyword {keyword:?} has no letter or digit and can never match; remove it"
+    )]
+    PunctuationKeyword {
+        /// The agent that lists it.
+        agent: String,
+        /// The keyword.
+        keyword: String,
+    },
+    /// A keyword's weight is zero, negative or not finite.
+    #[error("agent {agent:?}: keyword {keyword:?} has weight {weight}; weights must be positive")]
+    InvalidWeight {
+        /// The agent that lists it.
+        agent: String,
+        /// The keyword.
+        keyword: String,
+        /// The rejected weight.
+        weight: f32,
+    },
+    /// The same keyword (after lower-casing and folding whitespace) appears twice.
+    #[error(
+        "keyword {keyword:?} is listed for both {first:?} and {second:?}: a keyword may belong to one agent only"
+    )]
+    DuplicateKeyword {
+        /// The keyword, normalised.
+        keyword: String,
+        /// The agent that lists it first.
+        first: String,
+        /// The agent that lists it again (may equal `first`).
+        second: String,
+    },
+    /// A `[fast_path]` threshold is negative or not finite.
+    #[error("fast_path.{field} is {value}; it must be a finite number >= 0")]
+    InvalidThreshold {
+        /// `margin` or `min_score`.
+        field: &'static str,
+        /// The rejected value.
+        value: f32,
+    },
+    /// The fast-path automaton could not be built (for example, too many keywords).
+    #[error("cannot build the keyword automaton: {0}")]
+    Automaton(String),
+}
+
+impl Catalogue {
+    /// Parses and validates a routes file's text.
+    pub fn from_toml_str(text: &str) -> Result<Catalogue, CatalogueError> {
+        let raw: RawCatalogue = toml::from_str(text)
+            .map_err(|e| CatalogueError::Parse(e.to_string().trim().to_owned()))?;
+        let mut builder = CatalogueBuilder::new(raw.default_agent);
+        if let Some(fp) = raw.fast_path {
+            builder.fast_path(FastPathSettings {
+                margin: fp.margin.unwrap_or(1.0),
+                min_score: fp.min_score.unwrap_or(1.0),
+            });
+        }
+        for a in raw.agents {
+            builder.agent(Agent {
+                name: a.name,
+                description: a.description,
+                keywords: a.keywords.into_iter().map(|k| k.0).collect(),
+                target: a.target,
+            });
+        }
+        builder.build()
+    }
+
+    /// Reads, parses and validates a routes file.
+    pub fn from_path(path: &Path) -> Result<Catalogue, CatalogueError> {
+        let text = std::fs::read_to_string(path).map_err(|e| CatalogueError::Read {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        Catalogue::from_toml_str(&text)
+    }
+
+    /// The compiled-in default catalogue (`prompts/routes.toml`).
+    pub fn embedded_default() -> Result<Catalogue, CatalogueError> {
+        Catalogue::from_toml_str(DEFAULT_ROUTES_TOML)
+    }
+
+    /// All agents, in file order.
+    pub fn agents(&self) -> &[Agent] {
+        &self.agents
+    }
+
+    /// The agent that takes every query no other tier decides.
+    pub fn default_agent(&self) -> &Agent {
+        &self.agents[self.default_index]
+    }
+
+    /// Index of the default agent in [`Catalogue::agents`].
+    pub fn default_index(&self) -> usize {
+        self.default_index
+    }
+
+    /// The agent with this exact name, if any.
+    pub fn agent(&self, name: &str) -> Option<&Agent> {
+        self.agents.iter().find(|a| a.name == name)
+    }
+
+    /// Index of the agent with this exact name, if any.
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        self.agents.iter().position(|a| a.name == name)
+    }
+
+    /// The fast path's decision thresholds.
+    pub fn fast_path(&self) -> FastPathSettings {
+        self.fast_path
+    }
+
+    /// Replaces agents' targets, e.g. from `ROUTER_TARGET_<AGENT>` variables, keyed by agent name.
+    /// Names that match no agent are returned so the caller can warn about them.
+    pub fn override_targets(&mut self, targets: &HashMap<String, String>) -> Vec<String> {
+        let mut unknown = Vec::new();
+        for (name, target) in targets {
+            match self.agents.iter_mut().find(|a| &a.name == name) {
+                Some(agent) if !target.trim().is_empty() => {
+                    agent.target = Some(target.trim().to_owned())
+                }
+                Some(agent) => agent.target = None,
+                None => unknown.push(name.clone()),
+            }
+        }
+        unknown.sort();
+        unknown
+    }
+
+    /// Renders the catalogue back to routes-file TOML (used by the `keywords` command).
+    pub fn to_toml_string(&self) -> String {
+        let mut out = String::new();
+        out.push_str(&format!(
+            "default_agent = {}\n\n",
+            toml_str(&self.default_agent().name)
+        ));
+        out.push_str(&format!(
+            "[fast_path]\nmargin = {}\nmin_score = {}\n",
+            toml_f32(self.fast_path.margin),
+            toml_f32(self.fast_path.min_score)
+        ));
+        for a in &self.agents {
+            out.push_str(&format!(
+                "\n[[agents]]\nname = {}\ndescription = {}\n",
+                toml_str(&a.name),
+                toml_str(&a.description)
+            ));
+            if let Some(t) = &a.target {
+                out.push_str(&format!("target = {}\n", toml_str(t)));
+            }
+            out.push_str("keywords = [");
+            for (i, k) in a.keywords.iter().enumerate() {
+                out.push_str(if i == 0 { "\n" } else { ",\n" });
+                if k.weight == 1.0 {
+                    out.push_str(&format!("  {}", toml_str(&k.text)));
+                } else {
+                    out.push_str(&format!(
+                        "  {{ phrase = {}, weight = {} }}",
+                        toml_str(&k.text),
+                        toml_f32(k.weight)
+                    ));
+                }
+            }
+            out.push_str(if a.keywords.is_empty() {
+                "]\n"
+            } else {
+                ",\n]\n"
+            });
+        }
+        out
+    }
+}
+
+fn toml_str(s: &str) -> String {
+    toml::Value::String(s.to_owned()).to_string()
+}
+
+fn toml_f32(v: f32) -> String {
+    let s = format!("{v}");
+    if s.contains('.') || s.contains('e') {
+        s
+    } else {
+        format!("{s}.0")
+    }
+}
+
+/// Assembles a [`Catalogue`] in code and validates it on [`CatalogueBuilder::build`].
+#[derive(Debug, Clone)]
+pub struct CatalogueBuilder {
+    default_agent: String,
+    agents: Vec<Agent>,
+    fast_path: FastPathSettings,
+}
+
+impl CatalogueBuilder {
+    /// Starts a catalogue whose default agent is `default_agent` (which must be added too).
+    pub fn new(default_agent: impl Into<String>) -> Self {
+        CatalogueBuilder {
+            default_agent: default_agent.into(),
+            agents: Vec::new(),
+            fast_path: FastPathSettings::default(),
+        }
+    }
+
+    /// Adds an agent.
+    pub fn agent(&mut self, agent: Agent) -> &mut Self {
+        self.agents.push(agent);
+        self
+    }
+
+    /// Sets the fast-path thresholds.
+    pub fn fast_path(&mut self, settings: FastPathSettings) -> &mut Self {
+        self.fast_path = settings;
+        self
+    }
+
+    /// Validates everything and returns the catalogue, or the first problem found.
+    pub fn build(&self) -> Result<Catalogue, CatalogueError> {
+        if self.agents.is_empty() {
+            return Err(CatalogueError::NoAgents);
+        }
+        for (field, value) in [
+            ("margin", self.fast_path.margin),
+            ("min_score", self.fast_path.min_score),
+        ] {
+            if !value.is_finite() || value < 0.0 {
+                return Err(CatalogueError::InvalidThreshold { field, value });
+            }
+        }
+        let mut seen_names: HashMap<&str, ()> = HashMap::new();
+        let mut seen_keywords: HashMap<String, &str> = HashMap::new();
+        let mut agents = Vec::with_capacity(self.agents.len());
+        for a in &self.agents {
+            if !valid_agent_name(&a.name) {
+                return Err(CatalogueError::InvalidAgentName {
+                    name: a.name.clone(),
+                });
+            }
+            if seen_names.insert(&a.name, ()).is_some() {
+                return Err(CatalogueError::DuplicateAgent {
+                    name: a.name.clone(),
+                });
+            }
+            let description = a.description.trim();
+            if description.is_empty() || description.contains(['\n', '\r']) {
+                return Err(CatalogueError::InvalidDescription {
+                    agent: a.name.clone(),
+                });
+            }
+            let target = match &a.target {
+                Some(t) if t.trim().is_empty() => {
+                    return Err(CatalogueError::EmptyTarget {
+                        agent: a.name.clone(),
+                    });
+                }
+                t => t.as_ref().map(|t| t.trim().to_owned()),
+            };
+            let mut keywords = Vec::with_capacity(a.keywords.len());
+            for (i, k) in a.keywords.iter().enumerate() {
+                let norm = normalize_query(&k.text);
+                if norm.is_empty() {
+                    return Err(CatalogueError::EmptyKeyword {
+                        agent: a.name.clone(),
+                        index: i + 1,
+                    });
+                }
+                if !norm.chars().any(is_word_char) {
+                    return Err(CatalogueError::PunctuationKeyword {
+                        agent: a.name.clone(),
+                        keyword: k.text.clone(),
+                    });
+                }
+                if !k.weight.is_finite() || k.weight <= 0.0 {
+                    return Err(CatalogueError::InvalidWeight {
+                        agent: a.name.clone(),
+                        keyword: k.text.clone(),
+                        weight: k.weight,
+                    });
+                }
+                if let Some(first) = seen_keywords.insert(norm.clone(), &a.name) {
+                    return Err(CatalogueError::DuplicateKeyword {
+                        keyword: norm,
+                        first: first.to_owned(),
+                        second: a.name.clone(),
+                    });
+                }
+                keywords.push(Keyword {
+                    text: k.text.trim().to_owned(),
+                    weight: k.weight,
+                });
+            }
+            agents.push(Agent {
+                name: a.name.clone(),
+                description: description.to_owned(),
+                keywords,
+                target,
+            });
+        }
+        let default_index = agents
+            .iter()
+            .position(|a| a.name == self.default_agent)
+            .ok_or_else(|| CatalogueError::UnknownDefaultAgent {
+                name: self.default_agent.clone(),
+                known: agents
+                    .iter()
+                    .map(|a| a.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })?;
+        Ok(Catalogue {
+            agents,
+            default_index,
+            fast_path: self.fast_path,
+        })
+    }
+}
+
+/// Whether `name` is a valid agent name: 1..=64 bytes of `a-z`, `0-9`, `-`, `_`.
+pub fn valid_agent_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_AGENT_NAME_LEN
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCatalogue {
+    default_agent: String,
+    #[serde(default)]
+    fast_path: Option<RawFastPath>,
+    #[serde(default)]
+    agents: Vec<RawAgent>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFastPath {
+    margin: Option<f32>,
+    min_score: Option<f32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAgent {
+    name: String,
+    description: String,
+    #[serde(default)]
+    keywords: Vec<RawKeyword>,
+    #[serde(default)]
+    target: Option<String>,
+}
+
+/// A keyword as written: either `"text"` or `{ phrase = "text", weight = 2.0 }`.
+struct RawKeyword(Keyword);
+
+impl<'de> Deserialize<'de> for RawKeyword {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawKeyword;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str(r#"a keyword string, or a table like { phrase = "savings plan", weight = 2.0 }"#)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawKeyword, E> {
+                Ok(RawKeyword(Keyword {
+                    text: v.to_owned(),
+                    weight: 1.0,
+                }))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawKeyword, A::Error> {
+                let mut text: Option<String> = None;
+                let mut weight: Option<f32> = None;
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "phrase" | "keyword" => text = Some(map.next_value()?),
+                        "weight" => weight = Some(map.next_value()?),
+                        other => {
+                            return Err(de::Error::unknown_field(other, &["phrase", "weight"]));
+                        }
+                    }
+                }
+                let text = text.ok_or_else(|| de::Error::missing_field("phrase"))?;
+                Ok(RawKeyword(Keyword {
+                    text,
+                    weight: weight.unwrap_or(1.0),
+                }))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn agent(name: &str, keywords: &[&str]) -> Agent {
+        Agent {
+            name: name.into(),
+            description: format!("{name} things"),
+            keywords: keywords
+                .iter()
+                .map(|k| Keyword {
+                    text: (*k).into(),
+                    weight: 1.0,
+                })
+                .collect(),
+            target: None,
+        }
+    }
+
+    #[test]
+    fn embedded_default_is_valid_and_rich() {
+        let c = Catalogue::embedded_default().expect("embedded routes file must be valid");
+        assert_eq!(c.default_agent().name, "general");
+        for name in ["cost", "security", "resources", "monitoring"] {
+            let a = c
+                .agent(name)
+                .unwrap_or_else(|| panic!("missing agent {name}"));
+            assert!(
+                a.keywords.len() >= 24,
+                "{name} has only {} keywords",
+                a.keywords.len()
+            );
+        }
+    }
+
+    #[test]
+    fn round_trips_through_toml() {
+        let c = Catalogue::embedded_default().unwrap();
+        let again =
+            Catalogue::from_toml_str(&c.to_toml_string()).expect("rendered TOML must parse");
+        assert_eq!(c.agents(), again.agents());
+        assert_eq!(c.default_index(), again.default_index());
+        assert_eq!(c.fast_path(), again.fast_path());
+    }
+
+    #[test]
+    fn override_targets_reports_unknown_agents() {
+        let mut c = Catalogue::embedded_default().unwrap();
+        let map = HashMap::from([
+            (
+                "cost".to_owned(),
+                "arn:aws:lambda:us-east-1:1:function:c:live".to_owned(),
+            ),
+            ("nope".to_owned(), "x".to_owned()),
+            ("security".to_owned(), " ".to_owned()),
+        ]);
+        assert_eq!(c.override_targets(&map), vec!["nope".to_owned()]);
+        assert_eq!(
+            c.agent("cost").unwrap().target.as_deref(),
+            Some("arn:aws:lambda:us-east-1:1:function:c:live")
+        );
+        assert_eq!(c.agent("security").unwrap().target, None);
+    }
+
+    #[test]
+    fn builder_rejects_problems() {
+        let cases: Vec<(CatalogueBuilder, &str)> = vec![
+            (CatalogueBuilder::new("general"), "lists no agents"),
+            (
+                {
+                    let mut b = CatalogueBuilder::new("general");
+                    b.agent(agent("Cost", &["x"])).agent(agent("general", &[]));
+                    b
+                },
+                "is not valid",
+            ),
+            (
+                {
+                    let mut b = CatalogueBuilder::new("general");
+                    b.agent(agent("general", &[])).fast_path(FastPathSettings {
+                        margin: -1.0,
+                        min_score: 1.0,
+                    });
+                    b
+                },
+                "fast_path.margin",
+            ),
+        ];
+        for (b, needle) in cases {
+            let err = b.build().unwrap_err().to_string();
+            assert!(err.contains(needle), "{err:?} should contain {needle:?}");
+        }
+    }
+}

@@ -1,0 +1,52 @@
+//! Structured logging set-up, honouring Lambda's advanced logging controls.
+//!
+//! `AWS_LAMBDA_LOG_FORMAT` = `JSON` (default) or `Text`; `AWS_LAMBDA_LOG_LEVEL` = `TRACE`, `DEBUG`,
+//! `INFO` (default), `WARN`, `ERROR` or `FATAL`. Outside Lambda, `RUST_LOG` may give per-target
+//! directives such as `agent_router=debug,warn`. Raw query text is logged only at DEBUG.
+
+use tracing::level_filters::LevelFilter;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+/// Installs the global subscriber. Call once, before anything logs; later calls do nothing.
+pub fn init() {
+    let filter = log_filter(
+        std::env::var("AWS_LAMBDA_LOG_LEVEL").ok().as_deref(),
+        std::env::var("RUST_LOG").ok().as_deref(),
+    );
+    let text = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("text"));
+    let registry = tracing_subscriber::registry().with(filter);
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(false);
+    let _ = if text {
+        registry.with(fmt.with_target(false)).try_init()
+    } else {
+        registry
+            .with(
+                fmt.json()
+                    .flatten_event(true)
+                    .with_current_span(false)
+                    .with_span_list(false),
+            )
+            .try_init()
+    };
+}
+
+/// The filter for a Lambda log level and/or `RUST_LOG` directives; Lambda's level wins.
+pub fn log_filter(lambda_level: Option<&str>, rust_log: Option<&str>) -> Targets {
+    if let Some(level) = lambda_level {
+        let level = match level.to_ascii_uppercase().as_str() {
+            "TRACE" => LevelFilter::TRACE,
+            "DEBUG" => LevelFilter::DEBUG,
+            "WARN" => LevelFilter::WARN,
+            "ERROR" | "FATAL" => LevelFilter::ERROR,
+            _ => LevelFilter::INFO,
+        };
+        return Targets::new().with_default(level);
+    }
+    rust_log
+        .and_then(|s| s.parse::<Targets>().ok())
+        .unwrap_or_else(|| Targets::new().with_default(LevelFilter::INFO))
+}
