@@ -9,7 +9,7 @@
 use aho_corasick::{AhoCorasick, MatchKind};
 
 use crate::catalogue::{Catalogue, CatalogueError, FastPathSettings};
-use crate::normalize::{is_word_char, normalize_into};
+use crate::normalize::{joins_words, normalize_into};
 
 /// The compiled keyword automaton and what each pattern means. Build once per process.
 #[derive(Debug, Clone)]
@@ -25,8 +25,8 @@ struct Pattern {
     agent: usize,
     keyword: usize,
     weight: f32,
-    /// The normalised pattern starts (ends) with a word character, so the query character before
-    /// (after) the match must not be one.
+    /// The normalised pattern starts (ends) with a character that joins words, so the query
+    /// character before (after) the match must not join with it.
     bounded_start: bool,
     bounded_end: bool,
 }
@@ -87,8 +87,8 @@ impl FastPath {
         for (agent, a) in catalogue.agents().iter().enumerate() {
             for (keyword, k) in a.keywords.iter().enumerate() {
                 normalize_into(&k.text, &mut buf);
-                let bounded_start = buf.chars().next().is_some_and(is_word_char);
-                let bounded_end = buf.chars().next_back().is_some_and(is_word_char);
+                let bounded_start = buf.chars().next().is_some_and(joins_words);
+                let bounded_end = buf.chars().next_back().is_some_and(joins_words);
                 texts.push(buf.clone());
                 patterns.push(Pattern {
                     agent,
@@ -128,11 +128,11 @@ impl FastPath {
                 && text[..m.start()]
                     .chars()
                     .next_back()
-                    .is_some_and(is_word_char)
+                    .is_some_and(joins_words)
             {
                 continue;
             }
-            if p.bounded_end && text[m.end()..].chars().next().is_some_and(is_word_char) {
+            if p.bounded_end && text[m.end()..].chars().next().is_some_and(joins_words) {
                 continue;
             }
             found.push((m.start(), m.end(), m.pattern().as_usize()));

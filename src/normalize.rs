@@ -42,6 +42,30 @@ pub fn is_word_char(c: char) -> bool {
     c.is_alphanumeric() || c == '_'
 }
 
+/// Whether `c` belongs to a script written without spaces between words (Han, Hiragana, Katakana,
+/// Thai, Lao, Khmer, Myanmar). Such characters never form word boundaries, so a keyword like
+/// `東京` matches inside `東京へ行く`.
+pub fn is_unspaced_script(c: char) -> bool {
+    matches!(c as u32,
+        0x0E00..=0x0EFF // Thai, Lao
+        | 0x1000..=0x109F // Myanmar
+        | 0x1780..=0x17FF // Khmer
+        | 0x3040..=0x30FF // Hiragana, Katakana
+        | 0x31F0..=0x31FF // Katakana phonetic extensions
+        | 0x3400..=0x4DBF // CJK extension A
+        | 0x4E00..=0x9FFF // CJK unified ideographs
+        | 0xF900..=0xFAFF // CJK compatibility ideographs
+        | 0xFF66..=0xFF9F // half-width Katakana
+        | 0x20000..=0x3134F // CJK extensions B to G
+    )
+}
+
+/// Whether `c` joins with a neighbouring word character into one word: a word character of a
+/// script that separates words with spaces. Keyword matches may not be joined on either side.
+pub fn joins_words(c: char) -> bool {
+    is_word_char(c) && !is_unspaced_script(c)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

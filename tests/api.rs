@@ -1,0 +1,205 @@
+//! The request corpus in `tests/fixtures/requests.json`, driven through the handler directly and
+//! through the local HTTP server: every case gets its documented status and error code, and the
+//! server keeps answering afterwards.
+
+use std::sync::Arc;
+
+use agent_router::api::{Api, ApiRequest};
+use agent_router::{Catalogue, Router};
+use bytes::Bytes;
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[derive(Debug)]
+struct Case {
+    name: String,
+    method: String,
+    path: String,
+    body: Vec<u8>,
+    status: u16,
+    code: Option<String>,
+    agent: Option<String>,
+}
+
+fn corpus() -> Vec<Case> {
+    let text = include_str!("fixtures/requests.json");
+    let cases: Vec<Value> = serde_json::from_str(text).expect("fixture is JSON");
+    assert!(cases.len() >= 45, "corpus shrank to {}", cases.len());
+    cases
+        .into_iter()
+        .map(|c| {
+            let s = |k: &str| c.get(k).and_then(Value::as_str).map(str::to_owned);
+            let body = match (c.get("body"), c.get("body_bytes")) {
+                (Some(Value::String(b)), _) => b.clone().into_bytes(),
+                (_, Some(Value::Array(a))) => a.iter().map(|b| b.as_u64().unwrap() as u8).collect(),
+                _ => Vec::new(),
+            };
+            Case {
+                name: s("name").unwrap(),
+                method: s("method").unwrap(),
+                path: s("path").unwrap(),
+                body,
+                status: c["status"].as_u64().unwrap() as u16,
+                code: s("code"),
+                agent: s("agent"),
+            }
+        })
+        .collect()
+}
+
+fn api() -> Arc<Api> {
+    let router = Router::new(Catalogue::embedded_default().unwrap()).unwrap();
+    Arc::new(Api::new(Arc::new(router)))
+}
+
+/// Checks one response against its case; `body` is the raw response body.
+fn check(case: &Case, status: u16, content_type: Option<&str>, body: &[u8]) {
+    let what = format!("case {:?}", case.name);
+    assert_eq!(
+        status,
+        case.status,
+        "{what}: body {}",
+        String::from_utf8_lossy(body)
+    );
+    assert_eq!(content_type, Some("application/json"), "{what}");
+    let json: Value =
+        serde_json::from_slice(body).unwrap_or_else(|e| panic!("{what}: body is not JSON: {e}"));
+    match (&case.code, &case.agent) {
+        (Some(code), _) => {
+            assert_eq!(json["error"]["code"], code.as_str(), "{what}: {json}");
+            let msg = json["error"]["message"].as_str().unwrap_or("");
+            assert!(
+                msg.len() > 10,
+                "{what}: message must help a person: {msg:?}"
+            );
+            assert_eq!(
+                json.as_object().unwrap().len(),
+                1,
+                "{what}: only the error object: {json}"
+            );
+        }
+        (None, Some(agent)) => {
+            assert_eq!(json["agent"], agent.as_str(), "{what}: {json}");
+            assert!(json["routing_method"].is_string(), "{what}");
+            assert!(json["matched"].is_array(), "{what}");
+            assert!(json["confidence"].is_number(), "{what}");
+            assert!(json["timings_us"]["route"].is_u64(), "{what}");
+            assert!(
+                json["request_id"].as_str().is_some_and(|s| !s.is_empty()),
+                "{what}"
+            );
+            assert!(
+                json["reason"].as_str().is_some_and(|s| !s.is_empty()),
+                "{what}"
+            );
+        }
+        (None, None) => assert_eq!(json, serde_json::json!({"status": "ok"}), "{what}"),
+    }
+}
+
+#[tokio::test]
+async fn corpus_through_the_handler() {
+    let api = api();
+    for case in corpus() {
+        let (path, query) = case.path.split_once('?').unwrap_or((&case.path, ""));
+        let req = ApiRequest {
+            method: case.method.parse().unwrap(),
+            path: path.to_owned(),
+            query: form_urlencoded::parse(query.as_bytes())
+                .into_owned()
+                .collect(),
+            body: Bytes::from(case.body.clone()),
+            request_id: "req-1".to_owned(),
+        };
+        let resp = api.handle(req).await;
+        let ct = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        assert_eq!(resp.headers()["x-request-id"], "req-1");
+        if case.status == 405 {
+            assert!(
+                resp.headers().contains_key("allow"),
+                "case {:?}: 405 needs Allow",
+                case.name
+            );
+        }
+        check(
+            &case,
+            resp.status().as_u16(),
+            ct.as_deref(),
+            resp.body().as_bytes(),
+        );
+    }
+}
+
+/// Sends one raw HTTP/1.1 request and returns (status, content-type, body).
+async fn raw_request(
+    addr: std::net::SocketAddr,
+    head: &str,
+    body: &[u8],
+) -> (u16, Option<String>, Vec<u8>) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(body).await.unwrap();
+    let mut buf = Vec::new();
+    stream.read_to_end(&mut buf).await.unwrap();
+    let split = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("response head");
+    let head = String::from_utf8_lossy(&buf[..split]).to_string();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let ct = head.lines().find_map(|l| {
+        l.to_ascii_lowercase()
+            .strip_prefix("content-type: ")
+            .map(str::to_owned)
+    });
+    (status, ct, buf[split + 4..].to_vec())
+}
+
+#[tokio::test]
+async fn corpus_through_the_local_server() {
+    let listener = agent_router::server::bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(agent_router::server::serve(api(), listener, async {
+        let _ = stop_rx.await;
+    }));
+    for case in corpus() {
+        let head = format!(
+            "{} {} HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            case.method,
+            case.path,
+            case.body.len()
+        );
+        let (status, ct, body) = raw_request(addr, &head, &case.body).await;
+        check(&case, status, ct.as_deref(), &body);
+    }
+    // A 1 MiB upload is refused from its Content-Length, without reading it all.
+    let head =
+        "POST /route HTTP/1.1\r\nhost: x\r\ncontent-length: 1048576\r\nconnection: close\r\n\r\n";
+    let (status, _, body) = raw_request(addr, head, b"{\"query\": \"").await;
+    assert_eq!(status, 413, "{}", String::from_utf8_lossy(&body));
+    // A chunked body over the limit is cut off at the limit.
+    let chunk = format!("{:x}\r\n{}\r\n", 20_000, "x".repeat(20_000));
+    let head = "POST /route HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n";
+    let (status, _, _) = raw_request(addr, head, format!("{chunk}0\r\n\r\n").as_bytes()).await;
+    assert_eq!(status, 413);
+    // Still alive.
+    let (status, _, body) = raw_request(
+        addr,
+        "GET /health HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+        b"",
+    )
+    .await;
+    assert_eq!(
+        (status, body.as_slice()),
+        (200, br#"{"status":"ok"}"#.as_slice())
+    );
+    stop_tx.send(()).unwrap();
+    server.await.unwrap().unwrap();
+}

@@ -1,0 +1,244 @@
+//! Every way a routes file can be wrong gives a specific error whose message says what to fix.
+
+use agent_router::{Catalogue, CatalogueError};
+
+const GOOD_AGENTS: &str = r#"
+[[agents]]
+name = "cost"
+description = "Spend and bills."
+keywords = ["cost", { phrase = "savings plan", weight = 2.0 }]
+
+[[agents]]
+name = "general"
+description = "Anything else."
+"#;
+
+fn with_default(default: &str, agents: &str) -> String {
+    format!("default_agent = {default:?}\n{agents}")
+}
+
+#[test]
+fn a_good_file_loads() {
+    let c = Catalogue::from_toml_str(&with_default("general", GOOD_AGENTS)).expect("valid");
+    assert_eq!(c.agents().len(), 2);
+    assert_eq!(c.agent("cost").unwrap().keywords[1].weight, 2.0);
+    assert_eq!(
+        c.agent("cost").unwrap().target,
+        None,
+        "no target means route-only"
+    );
+}
+
+#[test]
+fn validation_errors_table() {
+    let agent = |name: &str, keywords: &str| {
+        format!("[[agents]]\nname = {name:?}\ndescription = \"d\"\nkeywords = {keywords}\n")
+    };
+    let general = agent("general", "[]");
+    // (file text, predicate on the error, words the message must contain)
+    type Check = fn(&CatalogueError) -> bool;
+    let cases: Vec<(String, Check, &[&str])> = vec![
+        (
+            with_default("nobody", GOOD_AGENTS),
+            |e| matches!(e, CatalogueError::UnknownDefaultAgent { .. }),
+            &["nobody", "cost, general"],
+        ),
+        (
+            with_default(
+                "general",
+                &format!(
+                    "{}{}{general}",
+                    agent("cost", r#"["a"]"#),
+                    agent("cost", r#"["b"]"#)
+                ),
+            ),
+            |e| matches!(e, CatalogueError::DuplicateAgent { .. }),
+            &["\"cost\"", "defined twice"],
+        ),
+        (
+            with_default(
+                "general",
+                &format!(
+                    "{}{}{general}",
+                    agent("cost", r#"["Bill"]"#),
+                    agent("ops", r#"["bill"]"#)
+                ),
+            ),
+            |e| matches!(e, CatalogueError::DuplicateKeyword { .. }),
+            &["\"bill\"", "\"cost\"", "\"ops\""],
+        ),
+        (
+            with_default(
+                "general",
+                &format!(
+                    "{}{general}",
+                    agent("cost", r#"["savings  plan", "Savings Plan"]"#)
+                ),
+            ),
+            |e| matches!(e, CatalogueError::DuplicateKeyword { .. }),
+            &["savings plan"],
+        ),
+        (
+            with_default(
+                "general",
+                &format!("{}{general}", agent("cost", r#"["cost", ""]"#)),
+            ),
+            |e| matches!(e, CatalogueError::EmptyKeyword { index: 2, .. }),
+            &["keyword #2", "empty"],
+        ),
+        (
+            with_default(
+                "general",
+                &format!("{}{general}", agent("cost", r#"["  \t "]"#)),
+            ),
+            |e| matches!(e, CatalogueError::EmptyKeyword { .. }),
+            &["empty"],
+        ),
+        (
+            with_default(
+                "general",
+                &format!("{}{general}", agent("cost", r#"["?!", "cost"]"#)),
+            ),
+            |e| matches!(e, CatalogueError::PunctuationKeyword { .. }),
+            &["\"?!\"", "no letter or digit"],
+        ),
+        (
+            with_default(
+                "general",
+                &format!(
+                    "{}{general}",
+                    agent("cost", r#"[{ phrase = "x", weight = 0 }]"#)
+                ),
+            ),
+            |e| matches!(e, CatalogueError::InvalidWeight { .. }),
+            &["weight", "positive"],
+        ),
+        (
+            with_default(
+                "general",
+                &format!(
+                    "{}{general}",
+                    agent("cost", r#"[{ phrase = "x", weight = -2.5 }]"#)
+                ),
+            ),
+            |e| matches!(e, CatalogueError::InvalidWeight { .. }),
+            &["-2.5"],
+        ),
+        (
+            with_default(
+                "general",
+                &format!("{}{general}", agent("Cost Agent", r#"["x"]"#)),
+            ),
+            |e| matches!(e, CatalogueError::InvalidAgentName { .. }),
+            &["Cost Agent", "lower-case"],
+        ),
+        (
+            with_default("general", &format!("{}{general}", agent("", r#"["x"]"#))),
+            |e| matches!(e, CatalogueError::InvalidAgentName { .. }),
+            &["not valid"],
+        ),
+        (
+            with_default("general", ""),
+            |e| matches!(e, CatalogueError::NoAgents),
+            &["no agents"],
+        ),
+        (
+            with_default(
+                "general",
+                "[[agents]]\nname = \"general\"\ndescription = \"  \"\n",
+            ),
+            |e| matches!(e, CatalogueError::InvalidDescription { .. }),
+            &["description"],
+        ),
+        (
+            with_default(
+                "general",
+                "[[agents]]\nname = \"general\"\ndescription = \"a\\nb\"\n",
+            ),
+            |e| matches!(e, CatalogueError::InvalidDescription { .. }),
+            &["one non-empty line"],
+        ),
+        (
+            with_default(
+                "general",
+                "[[agents]]\nname = \"general\"\ndescription = \"a\"\ntarget = \"\"\n",
+            ),
+            |e| matches!(e, CatalogueError::EmptyTarget { .. }),
+            &["target is empty"],
+        ),
+        (
+            format!("default_agent = \"general\"\n[fast_path]\nmargin = -1.0\n{GOOD_AGENTS}"),
+            |e| {
+                matches!(
+                    e,
+                    CatalogueError::InvalidThreshold {
+                        field: "margin",
+                        ..
+                    }
+                )
+            },
+            &["fast_path.margin"],
+        ),
+        (
+            format!("default_agent = \"general\"\n[fast_path]\nmin_score = nan\n{GOOD_AGENTS}"),
+            |e| {
+                matches!(
+                    e,
+                    CatalogueError::InvalidThreshold {
+                        field: "min_score",
+                        ..
+                    }
+                )
+            },
+            &["min_score"],
+        ),
+        // Shape errors from the TOML layer carry the line and the offending key.
+        (
+            with_default("general", &GOOD_AGENTS.replace("keywords", "keyword")),
+            |e| matches!(e, CatalogueError::Parse(_)),
+            &["keyword", "line"],
+        ),
+        (
+            with_default(
+                "general",
+                &format!(
+                    "{}{general}",
+                    agent("cost", r#"[{ phrase = "x", wieght = 2 }]"#)
+                ),
+            ),
+            |e| matches!(e, CatalogueError::Parse(_)),
+            &["wieght"],
+        ),
+        (
+            with_default("general", &format!("{}{general}", agent("cost", "[42]"))),
+            |e| matches!(e, CatalogueError::Parse(_)),
+            &["keyword string"],
+        ),
+        (
+            "default_agent = \"general\"\n[[agents]\n".to_owned(),
+            |e| matches!(e, CatalogueError::Parse(_)),
+            &["line 2"],
+        ),
+        (
+            "".to_owned(),
+            |e| matches!(e, CatalogueError::Parse(_)),
+            &["default_agent"],
+        ),
+    ];
+    for (text, check, words) in cases {
+        let err =
+            Catalogue::from_toml_str(&text).expect_err(&format!("should be rejected:\n{text}"));
+        assert!(check(&err), "wrong error {err:?} for:\n{text}");
+        let msg = err.to_string();
+        for w in words {
+            assert!(msg.contains(w), "message {msg:?} should mention {w:?}");
+        }
+    }
+}
+
+#[test]
+fn an_agent_without_keywords_is_allowed() {
+    let text = "default_agent = \"general\"\n[[agents]]\nname = \"llm-only\"\ndescription = \"x\"\n[[agents]]\nname = \"general\"\ndescription = \"y\"\n";
+    let c = Catalogue::from_toml_str(text).expect("LLM-only agents are valid");
+    assert!(c.agent("llm-only").unwrap().keywords.is_empty());
+}
