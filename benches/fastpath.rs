@@ -1,1 +1,89 @@
-fn main() {}
+//! In-process benchmarks (divan): the fast path alone, and the whole handler from a Lambda event
+//! to a response body. Run with `cargo bench --bench fastpath`.
+//!
+//! Queries: the product's seed queries, and (when `../shared/data/clinc150/val.jsonl` is beside the
+//! repository) the CLINC150 validation queries.
+
+use std::sync::{Arc, LazyLock};
+
+use agent_router::api::Api;
+use agent_router::{Catalogue, Router};
+use divan::{Bencher, black_box};
+
+fn main() {
+    divan::main();
+}
+
+const SEED_QUERIES: &[&str] = &[
+    "What are my AWS costs?",
+    "How much did we spend on EC2 last month?",
+    "Are there any security findings in GuardDuty?",
+    "list all my ec2 instances in us-east-1 please",
+    "why is the p99 latency of my checkout API so high today",
+    "show cloudwatch alarms in ALARM state for prod",
+    "tell me a joke about serverless computing, please",
+    "is our customer data encrypted at rest with KMS keys",
+];
+
+static ROUTER: LazyLock<Router> =
+    LazyLock::new(|| Router::new(Catalogue::embedded_default().unwrap()).unwrap());
+
+static CLINC: LazyLock<Vec<String>> = LazyLock::new(|| {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/data/clinc150/val.jsonl"
+    );
+    std::fs::read_to_string(path)
+        .map(|text| {
+            text.lines()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .filter_map(|v| v["query"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+});
+
+/// One query of about 60 bytes, per iteration.
+#[divan::bench(args = SEED_QUERIES)]
+fn fast_path_seed(query: &str) -> agent_router::fastpath::FastOutcome {
+    ROUTER.fast_path().decide(black_box(query))
+}
+
+/// Cycles through every CLINC150 validation query; the figure is per query.
+#[divan::bench]
+fn fast_path_clinc_val(bencher: Bencher) {
+    let queries = &*CLINC;
+    if queries.is_empty() {
+        eprintln!("CLINC150 val.jsonl not found beside the repository; skipping");
+        return;
+    }
+    let mut i = 0;
+    bencher.bench_local(|| {
+        i = (i + 1) % queries.len();
+        ROUTER.fast_path().decide(black_box(&queries[i]))
+    });
+}
+
+const EVENT_V2: &str = r#"{
+  "version": "2.0", "routeKey": "POST /route", "rawPath": "/route", "rawQueryString": "",
+  "headers": {"content-type": "application/json", "host": "abc123.execute-api.us-east-1.amazonaws.com"},
+  "requestContext": {"accountId": "123456789012", "apiId": "abc123", "domainName": "abc123.execute-api.us-east-1.amazonaws.com",
+    "domainPrefix": "abc123", "http": {"method": "POST", "path": "/route", "protocol": "HTTP/1.1",
+    "sourceIp": "203.0.113.7", "userAgent": "curl/8.5.0"}, "requestId": "JKJaXmPLvHcESHA=",
+    "routeKey": "POST /route", "stage": "$default", "time": "22/Nov/2026:14:15:00 +0000", "timeEpoch": 1795364100000},
+  "body": "{\"query\": \"How much did we spend on EC2 last month?\"}", "isBase64Encoded": false
+}"#;
+
+/// Event JSON -> lambda_http request -> decision -> response body, as one Lambda invocation.
+#[divan::bench]
+fn handler_from_event(bencher: Bencher) {
+    let api = Api::new(Arc::new(ROUTER.clone()));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    bencher.bench_local(|| {
+        let req = lambda_http::request::from_str(black_box(EVENT_V2)).unwrap();
+        let resp = rt.block_on(api.handle(agent_router::lambda::to_api_request(req)));
+        black_box(resp.into_body())
+    });
+}
