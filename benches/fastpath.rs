@@ -25,8 +25,8 @@ const SEED_QUERIES: &[&str] = &[
     "is our customer data encrypted at rest with KMS keys",
 ];
 
-static ROUTER: LazyLock<Router> =
-    LazyLock::new(|| Router::new(Catalogue::embedded_default().unwrap()).unwrap());
+static ROUTER: LazyLock<Arc<Router>> =
+    LazyLock::new(|| Arc::new(Router::new(Catalogue::embedded_default().unwrap()).unwrap()));
 
 static CLINC: LazyLock<Vec<String>> = LazyLock::new(|| {
     let path = concat!(
@@ -77,7 +77,7 @@ const EVENT_V2: &str = r#"{
 /// Event JSON -> lambda_http request -> decision -> response body, as one Lambda invocation.
 #[divan::bench]
 fn handler_from_event(bencher: Bencher) {
-    let api = Api::new(Arc::new(ROUTER.clone()));
+    let api = Api::new(ROUTER.clone());
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();

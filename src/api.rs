@@ -5,13 +5,14 @@
 //! their last segment, so API Gateway stage prefixes and custom-domain base paths need no setup.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Response, StatusCode, header};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::dispatch::{DispatchError, Dispatcher, agent_payload};
 use crate::router::{Decision, Router};
 
 /// Largest accepted request body, in bytes.
@@ -34,6 +35,8 @@ pub struct ApiRequest {
     pub body: Bytes,
     /// Id reported in the response and logs (Lambda's request id, or a local one).
     pub request_id: String,
+    /// Time left before the caller's deadline (the Lambda invocation's), if it has one.
+    pub remaining: Option<std::time::Duration>,
 }
 
 /// Why a request was refused; each maps to an HTTP status and a stable `code`.
@@ -61,6 +64,12 @@ pub enum ApiError {
     /// The body is over [`MAX_BODY_BYTES`].
     #[error("request body is {0} bytes; the limit is {MAX_BODY_BYTES}")]
     BodyTooLarge(usize),
+    /// `dispatch` is not a boolean.
+    #[error("dispatch must be true or false")]
+    InvalidDispatch,
+    /// The agent could not answer (`POST /query`).
+    #[error(transparent)]
+    Dispatch(DispatchError),
     /// `session_id` is not a string or is too long.
     #[error("session_id must be a string of at most {MAX_SESSION_ID_BYTES} bytes")]
     InvalidSessionId,
@@ -85,6 +94,9 @@ impl ApiError {
         match self {
             ApiError::QueryTooLarge(_) | ApiError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Dispatch(DispatchError::Timeout { .. }) => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::Dispatch(DispatchError::Throttled { .. }) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Dispatch(_) => StatusCode::BAD_GATEWAY,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             _ => StatusCode::BAD_REQUEST,
         }
@@ -101,6 +113,11 @@ impl ApiError {
             ApiError::QueryTooLarge(_) => "query_too_large",
             ApiError::BodyTooLarge(_) => "body_too_large",
             ApiError::InvalidSessionId => "invalid_session_id",
+            ApiError::InvalidDispatch => "invalid_dispatch",
+            ApiError::Dispatch(DispatchError::AgentError { .. }) => "agent_error",
+            ApiError::Dispatch(DispatchError::Timeout { .. }) => "agent_timeout",
+            ApiError::Dispatch(DispatchError::Throttled { .. }) => "agent_throttled",
+            ApiError::Dispatch(DispatchError::Unavailable { .. }) => "agent_unavailable",
             ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
         }
@@ -114,6 +131,9 @@ pub struct RouteInput {
     pub query: String,
     /// The caller's session, passed through to the agent.
     pub session_id: Option<String>,
+    /// `POST /query` only: whether to invoke the agent (`"dispatch": false` asks for the
+    /// decision alone). Default true.
+    pub dispatch: bool,
 }
 
 /// The endpoints, by the last segment of the path.
@@ -124,10 +144,11 @@ enum Endpoint {
     Health,
 }
 
-/// The HTTP API over a [`Router`]: parses, validates, routes and renders JSON.
+/// The HTTP API over a [`Router`] (and, for `/query`, a [`Dispatcher`]).
 #[derive(Debug, Clone)]
 pub struct Api {
     router: Arc<Router>,
+    dispatcher: Option<Arc<Dispatcher>>,
 }
 
 #[derive(Serialize)]
@@ -135,12 +156,30 @@ struct DecisionBody<'a> {
     #[serde(flatten)]
     decision: &'a Decision,
     request_id: &'a str,
+    /// `/query` only: whether the agent was invoked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dispatched: Option<bool>,
+    /// `/query` only: the agent's answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result: Option<serde_json::Value>,
 }
 
+/// What one request produced: the response, and the decision when routing happened.
+type Outcome = (Result<(StatusCode, String), ApiError>, Option<Decision>);
+
 impl Api {
-    /// Wraps a router.
+    /// Wraps a router; `/query` answers with the decision only until a dispatcher is added.
     pub fn new(router: Arc<Router>) -> Api {
-        Api { router }
+        Api {
+            router,
+            dispatcher: None,
+        }
+    }
+
+    /// Lets `POST /query` invoke the chosen agent through `dispatcher`.
+    pub fn with_dispatcher(mut self, dispatcher: Arc<Dispatcher>) -> Api {
+        self.dispatcher = Some(dispatcher);
+        self
     }
 
     /// The router behind the API.
@@ -151,12 +190,10 @@ impl Api {
     /// Answers one request. Never fails: every problem becomes a JSON error response.
     pub async fn handle(&self, req: ApiRequest) -> Response<String> {
         let started = Instant::now();
-        let result = self.dispatch(&req).await;
-        let (response, decision) = match result {
-            Ok((status, body, decision)) => {
-                (json_response(status, body, &req.request_id), decision)
-            }
-            Err(err) => (error_response(&err, &req.request_id), None),
+        let (result, decision) = self.answer(&req).await;
+        let response = match result {
+            Ok((status, body)) => json_response(status, body, &req.request_id),
+            Err(err) => error_response(&err, &req.request_id),
         };
         let total_us = crate::router::micros(started);
         match &decision {
@@ -168,6 +205,7 @@ impl Api {
                 routing_method = d.routing_method.as_str(),
                 fallback_reason = d.fallback_reason.map(|r| r.as_str()),
                 route_us = d.timings_us.route,
+                agent_us = d.timings_us.agent,
                 total_us,
                 "routed"
             ),
@@ -183,22 +221,17 @@ impl Api {
         response
     }
 
-    async fn dispatch(
-        &self,
-        req: &ApiRequest,
-    ) -> Result<(StatusCode, String, Option<Decision>), ApiError> {
-        match (endpoint(&req.path)?, &req.method) {
+    async fn answer(&self, req: &ApiRequest) -> Outcome {
+        let endpoint = match endpoint(&req.path) {
+            Ok(e) => e,
+            Err(e) => return (Err(e), None),
+        };
+        let input = match (endpoint, &req.method) {
             (Endpoint::Health, &Method::GET) => {
-                Ok((StatusCode::OK, r#"{"status":"ok"}"#.to_owned(), None))
+                return (Ok((StatusCode::OK, r#"{"status":"ok"}"#.to_owned())), None);
             }
-            (Endpoint::Route, &Method::GET) => {
-                let input = parse_query_string(&req.query)?;
-                self.decide(&input, &req.request_id).await
-            }
-            (Endpoint::Route | Endpoint::Query, &Method::POST) => {
-                let input = parse_body(&req.body)?;
-                self.decide(&input, &req.request_id).await
-            }
+            (Endpoint::Route, &Method::GET) => parse_query_string(&req.query),
+            (Endpoint::Route | Endpoint::Query, &Method::POST) => parse_body(&req.body),
             (ep, m) => {
                 let (endpoint, allow) = match ep {
                     Endpoint::Route => ("route", "GET, POST"),
@@ -211,23 +244,67 @@ impl Api {
                     allow,
                 })
             }
-        }
-    }
-
-    async fn decide(
-        &self,
-        input: &RouteInput,
-        request_id: &str,
-    ) -> Result<(StatusCode, String, Option<Decision>), ApiError> {
+        };
+        let input = match input {
+            Ok(i) => i,
+            Err(e) => return (Err(e), None),
+        };
+        let request_id = req.request_id.as_str();
         tracing::debug!(request_id, query = %input.query, "query");
-        let decision = self.router.route(&input.query).await;
-        let body = serde_json::to_string(&DecisionBody {
+        let mut decision = self.router.route_within(&input.query, req.remaining).await;
+        let mut body = DecisionBody {
             decision: &decision,
             request_id,
-        })
-        .unwrap_or_else(|e| error_body("internal", &e.to_string(), request_id));
-        Ok((StatusCode::OK, body, Some(decision)))
+            dispatched: None,
+            result: None,
+        };
+        if endpoint != Endpoint::Query {
+            return (Ok((StatusCode::OK, render(&body))), Some(decision));
+        }
+        let target = self
+            .router
+            .catalogue()
+            .agent(&decision.agent)
+            .and_then(|a| a.target.clone());
+        let (Some(dispatcher), Some(target), true) = (&self.dispatcher, target, input.dispatch)
+        else {
+            body.dispatched = Some(false);
+            return (Ok((StatusCode::OK, render(&body))), Some(decision));
+        };
+        let payload = agent_payload(
+            &input.query,
+            input.session_id.as_deref(),
+            &decision,
+            request_id,
+        );
+        let remaining = req
+            .remaining
+            .map(|r| r.saturating_sub(Duration::from_micros(decision.timings_us.route)));
+        match dispatcher
+            .dispatch(&decision.agent, &target, payload, remaining)
+            .await
+        {
+            Ok(done) => {
+                decision.timings_us.agent = Some(done.agent_us);
+                let body = DecisionBody {
+                    decision: &decision,
+                    request_id,
+                    dispatched: Some(true),
+                    result: Some(done.result),
+                };
+                (Ok((StatusCode::OK, render(&body))), Some(decision))
+            }
+            Err(e) => {
+                tracing::warn!(request_id, agent = %decision.agent, error = %e, "dispatch failed");
+                (Err(ApiError::Dispatch(e)), Some(decision))
+            }
+        }
     }
+}
+
+fn render(body: &DecisionBody<'_>) -> String {
+    serde_json::to_string(body)
+        .unwrap_or_else(|e| error_body("internal", &e.to_string(), body.request_id, None))
 }
 
 fn endpoint(path: &str) -> Result<Endpoint, ApiError> {
@@ -274,7 +351,12 @@ pub fn parse_body(body: &[u8]) -> Result<RouteInput, ApiError> {
         Some(Value::String(s)) if s.len() <= MAX_SESSION_ID_BYTES => Some(s),
         Some(_) => return Err(ApiError::InvalidSessionId),
     };
-    check_query(query, session_id)
+    let dispatch = match map.remove("dispatch") {
+        None | Some(Value::Null) => true,
+        Some(Value::Bool(b)) => b,
+        Some(_) => return Err(ApiError::InvalidDispatch),
+    };
+    check_query(query, session_id, dispatch)
 }
 
 /// Validates `GET /route` parameters: exactly one non-blank `q`.
@@ -302,17 +384,25 @@ pub fn parse_query_string(pairs: &[(String, String)]) -> Result<RouteInput, ApiE
     {
         return Err(ApiError::InvalidSessionId);
     }
-    check_query(q.clone(), session_id)
+    check_query(q.clone(), session_id, false)
 }
 
-fn check_query(query: String, session_id: Option<String>) -> Result<RouteInput, ApiError> {
+fn check_query(
+    query: String,
+    session_id: Option<String>,
+    dispatch: bool,
+) -> Result<RouteInput, ApiError> {
     if query.len() > MAX_QUERY_BYTES {
         return Err(ApiError::QueryTooLarge(query.len()));
     }
     if query.trim().is_empty() {
         return Err(ApiError::EmptyQuery);
     }
-    Ok(RouteInput { query, session_id })
+    Ok(RouteInput {
+        query,
+        session_id,
+        dispatch,
+    })
 }
 
 fn json_kind(v: &Value) -> &'static str {
@@ -337,21 +427,38 @@ fn truncate(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
-fn error_body(code: &str, message: &str, request_id: &str) -> String {
-    serde_json::json!({"error": {"code": code, "message": message, "request_id": request_id}})
-        .to_string()
+fn error_body(code: &str, message: &str, request_id: &str, agent: Option<&str>) -> String {
+    let mut error = serde_json::json!({"code": code, "message": message, "request_id": request_id});
+    if let Some(agent) = agent {
+        error["agent"] = serde_json::Value::from(agent);
+    }
+    serde_json::json!({ "error": error }).to_string()
 }
 
-/// Renders an [`ApiError`] as its status and `{"error": {"code", "message", "request_id"}}`.
+/// Renders an [`ApiError`] as its status and `{"error": {"code", "message", "request_id"}}`
+/// (plus `agent` for dispatch errors), with `Allow` on 405 and `Retry-After` on 503.
 pub fn error_response(err: &ApiError, request_id: &str) -> Response<String> {
-    let mut resp = json_response(
-        err.status(),
-        error_body(err.code(), &err.to_string(), request_id),
-        request_id,
-    );
-    if let ApiError::MethodNotAllowed { allow, .. } = err {
-        resp.headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static(allow));
+    let agent = match err {
+        ApiError::Dispatch(
+            DispatchError::AgentError { agent, .. }
+            | DispatchError::Timeout { agent, .. }
+            | DispatchError::Throttled { agent, .. }
+            | DispatchError::Unavailable { agent, .. },
+        ) => Some(agent.as_str()),
+        _ => None,
+    };
+    let body = error_body(err.code(), &err.to_string(), request_id, agent);
+    let mut resp = json_response(err.status(), body, request_id);
+    match err {
+        ApiError::MethodNotAllowed { allow, .. } => {
+            resp.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static(allow));
+        }
+        ApiError::Dispatch(DispatchError::Throttled { retry_after, .. }) => {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
+        }
+        _ => {}
     }
     resp
 }

@@ -7,9 +7,14 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 use crate::api::Api;
+use crate::bedrock::BedrockClassifier;
 use crate::cli::{Command, USAGE};
+use crate::dispatch::Dispatcher;
+use crate::lambda_invoker::LambdaInvoker;
 use crate::router::Router;
-use crate::settings::{load_catalogue, process_env, routes_source};
+use crate::settings::{
+    Switch, aws_configured, dispatch_config, llm_config, load_catalogue, process_env, routes_source,
+};
 
 /// Default local port when neither `--port` nor `PORT` is given.
 pub const DEFAULT_PORT: u16 = 3000;
@@ -49,6 +54,44 @@ pub async fn run(command: Command) -> Result<(), AppError> {
             }
             Ok(())
         }
+        Command::Eval {
+            routes,
+            data,
+            json,
+            price_per_mtok_in,
+            price_per_mtok_out,
+        } => {
+            let defaults = crate::tune::EvalOptions::default();
+            let options = crate::tune::EvalOptions {
+                price_per_mtok_in: price_per_mtok_in.map_or(defaults.price_per_mtok_in, |p| p.0),
+                price_per_mtok_out: price_per_mtok_out.map_or(defaults.price_per_mtok_out, |p| p.0),
+            };
+            let (report, warnings) = crate::tune::eval_command(&routes, &data, json, &options)?;
+            warnings.iter().for_each(|w| eprintln!("{w}"));
+            print!("{report}");
+            Ok(())
+        }
+        Command::Keywords {
+            data,
+            out,
+            min_precision,
+            min_support,
+        } => {
+            let defaults = crate::tune::MineOptions::default();
+            let options = crate::tune::MineOptions {
+                min_precision: min_precision.map_or(defaults.min_precision, |p| p.0),
+                min_support: min_support.unwrap_or(defaults.min_support),
+                ..defaults
+            };
+            let (toml, report) = crate::tune::keywords_command(&data, &options)?;
+            match out {
+                Some(path) => std::fs::write(&path, toml)
+                    .map_err(|e| format!("cannot write {}: {e}", path.display()))?,
+                None => print!("{toml}"),
+            }
+            report.iter().for_each(|line| eprintln!("{line}"));
+            Ok(())
+        }
         Command::Route { config, query } => {
             let router = build_router(config.as_deref())?;
             let decision = router.route(&query).await;
@@ -56,7 +99,7 @@ pub async fn run(command: Command) -> Result<(), AppError> {
             Ok(())
         }
         Command::Serve { config, host, port } => {
-            let api = Arc::new(Api::new(Arc::new(build_router(config.as_deref())?)));
+            let api = Arc::new(build_api(config.as_deref())?);
             if process_env("AWS_LAMBDA_RUNTIME_API").is_some() {
                 return crate::lambda::run(api)
                     .await
@@ -87,6 +130,40 @@ pub async fn run(command: Command) -> Result<(), AppError> {
     }
 }
 
+/// Builds the router and, when dispatch is on, the Lambda dispatcher behind `POST /query`.
+pub fn build_api(config: Option<&std::path::Path>) -> Result<Api, AppError> {
+    let api = Api::new(Arc::new(build_router(config)?));
+    let dispatch = dispatch_config(process_env)?;
+    let aws = aws_configured(process_env, |p| p.is_file());
+    match (dispatch.mode, aws) {
+        (Switch::Off, _) => {
+            tracing::info!(
+                "dispatch off (ROUTER_DISPATCH=off): POST /query answers with the decision only"
+            );
+            Ok(api)
+        }
+        (Switch::Auto, None) => {
+            tracing::info!(
+                "dispatch disabled: no AWS region and credentials found (set them, or ROUTER_DISPATCH=on); \
+                 POST /query answers with the decision only"
+            );
+            Ok(api)
+        }
+        (Switch::On, _) | (Switch::Auto, Some(_)) => {
+            let invoker = Arc::new(LambdaInvoker::new(
+                LambdaInvoker::default_settings(),
+                dispatch.timeout,
+            ));
+            let dispatcher = Dispatcher::new(invoker, dispatch.timeout, dispatch.safety_margin);
+            tracing::info!(
+                timeout_ms = dispatch.timeout.as_millis() as u64,
+                "dispatch on (Lambda client created on first use)"
+            );
+            Ok(api.with_dispatcher(Arc::new(dispatcher)))
+        }
+    }
+}
+
 /// Loads the catalogue (flag, then `ROUTER_CONFIG`, else embedded) and compiles the router.
 pub fn build_router(config: Option<&std::path::Path>) -> Result<Router, AppError> {
     let source = routes_source(config, process_env);
@@ -96,7 +173,46 @@ pub fn build_router(config: Option<&std::path::Path>) -> Result<Router, AppError
             tracing::warn!(agent = %a.name, "agent has no keywords: only the LLM tier can choose it");
         }
     }
-    let router = Router::new(catalogue)?;
+    let mut router = Router::new(catalogue)?;
+    let llm = llm_config(process_env)?;
+    let aws = aws_configured(process_env, |p| p.is_file());
+    let llm_on = match (llm.mode, aws) {
+        (Switch::Off, _) => {
+            tracing::info!(
+                "LLM tier off (ROUTER_LLM=off): unrouted queries go to the default agent"
+            );
+            false
+        }
+        (Switch::Auto, None) => {
+            tracing::info!(
+                "LLM tier disabled: no AWS region and credentials found (set AWS_REGION and credentials, \
+                 or ROUTER_LLM=on to force it); unrouted queries go to the default agent"
+            );
+            false
+        }
+        (Switch::On, _) | (Switch::Auto, Some(_)) => true,
+    };
+    if llm_on {
+        let mut tier = llm.tier.clone();
+        if let Some(path) = &llm.prompt_file {
+            tier.prompt_template = std::fs::read_to_string(path).map_err(|e| {
+                format!(
+                    "cannot read ROUTER_SYSTEM_PROMPT_FILE {}: {e}",
+                    path.display()
+                )
+            })?;
+        }
+        let classifier = Arc::new(BedrockClassifier::new(llm.bedrock.clone(), tier.deadline));
+        router = router.with_llm(classifier, tier)?;
+        tracing::info!(
+            model_id = %llm.bedrock.model_id,
+            deadline_ms = llm.tier.deadline.as_millis() as u64,
+            cache_size = llm.tier.cache_capacity,
+            cache_ttl_s = llm.tier.cache_ttl.as_secs(),
+            aws = aws.unwrap_or("forced"),
+            "LLM tier on (AWS config loads on first use)"
+        );
+    }
     tracing::info!(
         routes = %source,
         agents = router.catalogue().agents().len(),

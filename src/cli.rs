@@ -16,6 +16,16 @@ USAGE:
       Print the routing decision for one query as JSON (no server, no network for fast-path hits).
   agent-router check [--config FILE]
       Validate a routes file and print a summary of its agents.
+  agent-router eval --routes FILE --data LABELLED.jsonl [--json]
+                    [--price-per-mtok-in USD] [--price-per-mtok-out USD]
+      Run only the fast path of a routes file over labelled queries (one JSON object a line,
+      {\"query\": ..., \"agent\": NAME or \"none\"}) and report coverage, precision, per-agent
+      figures, confusions, the LLM call rate and its estimated Bedrock cost (default prices:
+      Claude Haiku 4.5, $1 in / $5 out per million tokens). No network.
+  agent-router keywords --data LABELLED.jsonl [--out FILE] [--min-precision P] [--min-support N]
+      Mine keywords per label from labelled queries and write a complete routes file (to FILE,
+      else stdout), thresholds chosen by cross-validation for precision P (default 0.99) on the
+      fast path; N (default 3) is the fewest examples of a label an n-gram needs.
 
 OPTIONS:
   --config FILE   routes file (default: ROUTER_CONFIG, else the embedded catalogue)
@@ -49,6 +59,30 @@ pub enum Command {
         /// Routes file override.
         config: Option<PathBuf>,
     },
+    /// Measure a routes file's fast path on labelled queries.
+    Eval {
+        /// The routes file to evaluate.
+        routes: PathBuf,
+        /// The labelled JSON-lines file.
+        data: PathBuf,
+        /// Print one JSON object instead of the text report.
+        json: bool,
+        /// USD per million LLM input tokens (default: Claude Haiku 4.5 on Bedrock).
+        price_per_mtok_in: Option<crate::tune::Number>,
+        /// USD per million LLM output tokens (default: Claude Haiku 4.5 on Bedrock).
+        price_per_mtok_out: Option<crate::tune::Number>,
+    },
+    /// Mine a routes file from labelled queries.
+    Keywords {
+        /// The labelled JSON-lines file.
+        data: PathBuf,
+        /// Where to write the routes file (default: stdout).
+        out: Option<PathBuf>,
+        /// Precision the fast path must keep on the internal hold-out.
+        min_precision: Option<crate::tune::Number>,
+        /// Fewest examples of a label an n-gram needs.
+        min_support: Option<usize>,
+    },
     /// Print usage.
     Help,
     /// Print the version.
@@ -66,6 +100,10 @@ where
     let mut sub: Option<String> = None;
     let (mut config, mut host, mut port) = (None, None, None);
     let mut words: Vec<String> = Vec::new();
+    // eval / keywords options
+    let (mut routes, mut data, mut out, mut json) = (None, None, None, false);
+    let (mut price_in, mut price_out, mut min_precision, mut min_support) =
+        (None, None, None, None);
     while let Some(arg) = parser.next()? {
         match arg {
             Short('h') | Long("help") => return Ok(Command::Help),
@@ -73,12 +111,54 @@ where
             Long("config") => config = Some(PathBuf::from(parser.value()?)),
             Long("host") => host = Some(parser.value()?.parse()?),
             Long("port") => port = Some(parser.value()?.parse()?),
+            Long("routes") => routes = Some(PathBuf::from(parser.value()?)),
+            Long("data") => data = Some(PathBuf::from(parser.value()?)),
+            Long("out") => out = Some(PathBuf::from(parser.value()?)),
+            Long("json") => json = true,
+            Long("price-per-mtok-in") => price_in = Some(parser.value()?.parse()?),
+            Long("price-per-mtok-out") => price_out = Some(parser.value()?.parse()?),
+            Long("min-precision") => min_precision = Some(parser.value()?.parse()?),
+            Long("min-support") => min_support = Some(parser.value()?.parse()?),
             Value(v) if sub.is_none() => sub = Some(v.string()?),
             Value(v) if sub.as_deref() == Some("route") => words.push(v.string()?),
             _ => return Err(arg.unexpected()),
         }
     }
+    let tune_flag = routes.is_some() || data.is_some() || out.is_some() || json;
+    let tune_flag = tune_flag || price_in.is_some() || price_out.is_some();
+    if (tune_flag || min_precision.is_some() || min_support.is_some())
+        && !matches!(sub.as_deref(), Some("eval" | "keywords"))
+    {
+        return Err(
+            "--routes, --data, --out, --json, --price-*, --min-* are for eval and keywords".into(),
+        );
+    }
     match sub.as_deref() {
+        Some("eval") => {
+            if out.is_some() || min_precision.is_some() || min_support.is_some() {
+                return Err("eval takes --routes, --data, --json and --price-per-mtok-*".into());
+            }
+            Ok(Command::Eval {
+                routes: routes.ok_or("eval needs --routes FILE")?,
+                data: data.ok_or("eval needs --data LABELLED.jsonl")?,
+                json,
+                price_per_mtok_in: price_in,
+                price_per_mtok_out: price_out,
+            })
+        }
+        Some("keywords") => {
+            if routes.is_some() || json || price_in.is_some() || price_out.is_some() {
+                return Err(
+                    "keywords takes --data, --out, --min-precision and --min-support".into(),
+                );
+            }
+            Ok(Command::Keywords {
+                data: data.ok_or("keywords needs --data LABELLED.jsonl")?,
+                out,
+                min_precision,
+                min_support,
+            })
+        }
         None | Some("serve") => Ok(Command::Serve { config, host, port }),
         Some("route") if !words.is_empty() => Ok(Command::Route {
             config,
@@ -120,6 +200,86 @@ mod tests {
             (&["check"], Ok(Command::Check { config: None })),
             (&["frobnicate"], Err(())),
             (&["serve", "extra"], Err(())),
+            (
+                &["eval", "--routes", "r.toml", "--data", "d.jsonl", "--json"],
+                Ok(Command::Eval {
+                    routes: "r.toml".into(),
+                    data: "d.jsonl".into(),
+                    json: true,
+                    price_per_mtok_in: None,
+                    price_per_mtok_out: None,
+                }),
+            ),
+            (
+                &[
+                    "eval",
+                    "--data",
+                    "d.jsonl",
+                    "--routes",
+                    "r.toml",
+                    "--price-per-mtok-in",
+                    "0.8",
+                    "--price-per-mtok-out",
+                    "4",
+                ],
+                Ok(Command::Eval {
+                    routes: "r.toml".into(),
+                    data: "d.jsonl".into(),
+                    json: false,
+                    price_per_mtok_in: Some(crate::tune::Number(0.8)),
+                    price_per_mtok_out: Some(crate::tune::Number(4.0)),
+                }),
+            ),
+            (&["eval", "--data", "d.jsonl"], Err(())),
+            (&["eval", "--routes", "r.toml"], Err(())),
+            (
+                &[
+                    "eval",
+                    "--routes",
+                    "r",
+                    "--data",
+                    "d",
+                    "--price-per-mtok-in",
+                    "-1",
+                ],
+                Err(()),
+            ),
+            (
+                &["eval", "--routes", "r", "--data", "d", "--out", "o"],
+                Err(()),
+            ),
+            (
+                &["keywords", "--data", "d.jsonl"],
+                Ok(Command::Keywords {
+                    data: "d.jsonl".into(),
+                    out: None,
+                    min_precision: None,
+                    min_support: None,
+                }),
+            ),
+            (
+                &[
+                    "keywords",
+                    "--data",
+                    "d.jsonl",
+                    "--out",
+                    "r.toml",
+                    "--min-precision",
+                    "0.98",
+                    "--min-support",
+                    "5",
+                ],
+                Ok(Command::Keywords {
+                    data: "d.jsonl".into(),
+                    out: Some("r.toml".into()),
+                    min_precision: Some(crate::tune::Number(0.98)),
+                    min_support: Some(5),
+                }),
+            ),
+            (&["keywords"], Err(())),
+            (&["keywords", "--data", "d", "--min-support", "x"], Err(())),
+            (&["keywords", "--data", "d", "--json"], Err(())),
+            (&["check", "--data", "d"], Err(())),
         ];
         for (args, want) in cases {
             let got = parse(args.iter().copied()).map_err(|_| ());

@@ -26,6 +26,15 @@ pub fn to_api_request(event: Request) -> ApiRequest {
         .map(|c| c.request_id.clone())
         .filter(|id| !id.is_empty())
         .unwrap_or_else(|| "unknown".to_owned());
+    // Time left in the invocation: zero once the deadline has passed; none if no deadline is set.
+    let remaining = event
+        .lambda_context_ref()
+        .filter(|c| c.deadline > 0)
+        .map(|c| {
+            c.deadline()
+                .duration_since(std::time::SystemTime::now())
+                .unwrap_or(std::time::Duration::ZERO)
+        });
     let query = event
         .query_string_parameters_ref()
         .map(|m| {
@@ -47,5 +56,48 @@ pub fn to_api_request(event: Request) -> ApiRequest {
         query,
         body,
         request_id,
+        remaining,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lambda_http::Context;
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    fn event_with_deadline(deadline_ms: u64) -> Request {
+        let event = r#"{"version":"2.0","routeKey":"$default","rawPath":"/route","rawQueryString":"",
+            "headers":{},"requestContext":{"http":{"method":"POST","path":"/route","protocol":"HTTP/1.1",
+            "sourceIp":"127.0.0.1","userAgent":"t"},"requestId":"r","routeKey":"$default","stage":"$default",
+            "accountId":"1","apiId":"a","domainName":"d","domainPrefix":"d","time":"t","timeEpoch":0},
+            "body":"{}","isBase64Encoded":false}"#;
+        let mut ctx = Context::default();
+        ctx.request_id = "req-7".into();
+        ctx.deadline = deadline_ms;
+        lambda_http::request::from_str(event)
+            .unwrap()
+            .with_lambda_context(ctx)
+    }
+
+    #[test]
+    fn remaining_time_from_the_invocation_deadline() {
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        let ahead = to_api_request(event_with_deadline(now_ms + 10_000))
+            .remaining
+            .unwrap();
+        assert!(
+            ahead > Duration::from_secs(9) && ahead <= Duration::from_secs(10),
+            "{ahead:?}"
+        );
+        assert_eq!(
+            to_api_request(event_with_deadline(now_ms - 1_000)).remaining,
+            Some(Duration::ZERO)
+        );
+        assert_eq!(to_api_request(event_with_deadline(0)).remaining, None);
+        assert_eq!(to_api_request(event_with_deadline(0)).request_id, "req-7");
     }
 }

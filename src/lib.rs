@@ -2,7 +2,8 @@
 //!
 //! Deciding is a cascade, cheapest first (see [`router::Router::route`]):
 //! 1. [`fastpath`]: one Aho-Corasick automaton over every agent's keywords;
-//! 2. decision cache and 3. LLM fallback (when configured);
+//! 2. [`cache`]: LLM decisions reused for a TTL;
+//! 3. [`llm`]: one short model call ([`bedrock`] adapter), answer checked against the agents;
 //! 4. the default agent, so the router fails open instead of erroring.
 //!
 //! The routing core ([`catalogue`], [`normalize`], [`fastpath`], [`router`]) has no Lambda or AWS
@@ -12,15 +13,22 @@
 
 pub mod api;
 pub mod app;
+pub mod aws;
+pub mod bedrock;
+pub mod cache;
 pub mod catalogue;
 pub mod cli;
+pub mod dispatch;
 pub mod fastpath;
 pub mod lambda;
+pub mod lambda_invoker;
+pub mod llm;
 pub mod normalize;
 pub mod router;
 pub mod server;
 pub mod settings;
 pub mod telemetry;
+pub mod tune;
 
 pub use catalogue::{Agent, Catalogue, CatalogueBuilder, CatalogueError, Keyword};
-pub use router::{Decision, FallbackReason, Router, RoutingMethod};
+pub use router::{Decision, FallbackReason, LlmSettings, Router, RoutingMethod};

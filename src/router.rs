@@ -4,12 +4,16 @@
 //! own module; this one only orders them and turns their outcomes into a [`Decision`].
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::cache::DecisionCache;
 use crate::catalogue::{Catalogue, CatalogueError};
 use crate::fastpath::{FastOutcome, FastPath};
+use crate::llm::{
+    Classifier, LLM_CONFIDENCE, PromptError, Usage, parse_answer, render_system_prompt,
+};
 
 /// Which tier of the cascade decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -77,6 +81,9 @@ pub struct Timings {
     /// The LLM call, when one was made.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub llm: Option<u64>,
+    /// The agent's invocation (`POST /query`), when one was made.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent: Option<u64>,
 }
 
 /// The router's answer for one query.
@@ -97,13 +104,59 @@ pub struct Decision {
     pub confidence: f32,
     /// Time spent per tier.
     pub timings_us: Timings,
+    /// The model asked, for `llm` and `cache` decisions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_id: Option<String>,
+    /// Tokens the LLM call used (`llm` decisions, and fallbacks after an answer).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
 }
 
-/// The routing engine: a catalogue and its compiled tiers. Cheap to share behind an [`Arc`].
-#[derive(Debug, Clone)]
+/// Settings of the LLM tier and its decision cache.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LlmSettings {
+    /// System prompt template (see [`crate::llm::render_system_prompt`]).
+    pub prompt_template: String,
+    /// Deadline for the whole tier, retries included. Default 2 s.
+    pub deadline: Duration,
+    /// Kept free of the caller's remaining time (e.g. the Lambda deadline) for the rest of the
+    /// request. Default 250 ms.
+    pub safety_margin: Duration,
+    /// Entries the decision cache holds; 0 disables it. Default 10,000.
+    pub cache_capacity: usize,
+    /// How long a cached decision is reused. Default 5 minutes.
+    pub cache_ttl: Duration,
+}
+
+impl Default for LlmSettings {
+    fn default() -> Self {
+        LlmSettings {
+            prompt_template: crate::llm::DEFAULT_SYSTEM_PROMPT.to_owned(),
+            deadline: Duration::from_secs(2),
+            safety_margin: Duration::from_millis(250),
+            cache_capacity: 10_000,
+            cache_ttl: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Below this much time left, the LLM is not asked at all.
+const MIN_LLM_BUDGET: Duration = Duration::from_millis(20);
+
+#[derive(Debug)]
+struct LlmTier {
+    classifier: Arc<dyn Classifier>,
+    system_prompt: String,
+    settings: LlmSettings,
+    cache: Option<DecisionCache>,
+}
+
+/// The routing engine: a catalogue and its compiled tiers. Share it behind an [`Arc`].
+#[derive(Debug)]
 pub struct Router {
     catalogue: Arc<Catalogue>,
     fast: FastPath,
+    llm: Option<LlmTier>,
 }
 
 impl Router {
@@ -113,7 +166,31 @@ impl Router {
         Ok(Router {
             catalogue: Arc::new(catalogue),
             fast,
+            llm: None,
         })
+    }
+
+    /// Adds the decision cache and LLM tier behind `classifier`.
+    pub fn with_llm(
+        mut self,
+        classifier: Arc<dyn Classifier>,
+        settings: LlmSettings,
+    ) -> Result<Router, PromptError> {
+        let system_prompt = render_system_prompt(&settings.prompt_template, &self.catalogue)?;
+        let cache = (settings.cache_capacity > 0)
+            .then(|| DecisionCache::new(settings.cache_capacity, settings.cache_ttl));
+        self.llm = Some(LlmTier {
+            classifier,
+            system_prompt,
+            settings,
+            cache,
+        });
+        Ok(self)
+    }
+
+    /// The rendered system prompt, when the LLM tier is on.
+    pub fn system_prompt(&self) -> Option<&str> {
+        self.llm.as_ref().map(|l| l.system_prompt.as_str())
     }
 
     /// The catalogue this router routes over.
@@ -126,24 +203,126 @@ impl Router {
         &self.fast
     }
 
-    /// Decides which agent takes `query`: fast path, then the later tiers, then the default.
+    /// Decides which agent takes `query`, with no outer deadline but the LLM tier's own.
     pub async fn route(&self, query: &str) -> Decision {
+        self.route_within(query, None).await
+    }
+
+    /// The cascade: fast path, decision cache, LLM, default agent. `remaining` is the caller's
+    /// time left (e.g. until the Lambda deadline); the LLM gets at most that minus a margin.
+    pub async fn route_within(&self, query: &str, remaining: Option<Duration>) -> Decision {
         let started = Instant::now();
-        let mut decision = match self.fast.decide(query) {
-            FastOutcome::Decided {
-                agent,
-                keywords,
-                score,
-                runner_up,
-                confidence,
-            } => self.fast_decision(agent, &keywords, score, runner_up, confidence),
-            FastOutcome::Unrouted { why, .. } => self.fallback(
+        let mut decision = match (self.fast.decide(query), &self.llm) {
+            (
+                FastOutcome::Decided {
+                    agent,
+                    keywords,
+                    score,
+                    runner_up,
+                    confidence,
+                },
+                _,
+            ) => self.fast_decision(agent, &keywords, score, runner_up, confidence),
+            (FastOutcome::Unrouted { why, .. }, None) => self.fallback(
                 FallbackReason::LlmDisabled,
-                format!("fast path did not decide ({why}); no LLM tier is configured"),
+                format!("fast path did not decide ({why}); the LLM tier is off"),
             ),
+            (FastOutcome::Unrouted { .. }, Some(llm)) => {
+                let key = DecisionCache::key(query);
+                match llm.cache.as_ref().and_then(|c| c.get(&key)) {
+                    Some(hit) => self.cached_decision(llm, hit.agent, hit.age),
+                    None => self.ask_llm(llm, query, key, remaining).await,
+                }
+            }
         };
         decision.timings_us.route = micros(started);
         decision
+    }
+
+    /// Tier 3: one model call under the deadline, its answer checked against the agent names.
+    async fn ask_llm(
+        &self,
+        llm: &LlmTier,
+        query: &str,
+        key: String,
+        remaining: Option<Duration>,
+    ) -> Decision {
+        let budget = match remaining {
+            Some(r) => llm
+                .settings
+                .deadline
+                .min(r.saturating_sub(llm.settings.safety_margin)),
+            None => llm.settings.deadline,
+        };
+        if budget < MIN_LLM_BUDGET {
+            return self.fallback(
+                FallbackReason::LlmTimeout,
+                "no time left before the deadline to ask the LLM".into(),
+            );
+        }
+        let started = Instant::now();
+        let result = llm
+            .classifier
+            .classify(&llm.system_prompt, query, budget)
+            .await;
+        let llm_us = micros(started);
+        let mut decision = match result {
+            Ok(answer) => match parse_answer(&answer.text, &self.catalogue) {
+                Some(agent) => {
+                    if let Some(cache) = &llm.cache {
+                        cache.insert(key, agent);
+                    }
+                    Decision {
+                        agent: self.catalogue.agents()[agent].name.clone(),
+                        routing_method: RoutingMethod::Llm,
+                        reason: "the LLM chose this agent".into(),
+                        fallback_reason: None,
+                        matched: Vec::new(),
+                        confidence: LLM_CONFIDENCE,
+                        timings_us: Timings::default(),
+                        model_id: None,
+                        usage: Some(answer.usage),
+                    }
+                }
+                None => {
+                    tracing::warn!(
+                        answer_len = answer.text.len(),
+                        "LLM answer is not an agent name"
+                    );
+                    tracing::debug!(answer = %answer.text, "unrecognised LLM answer");
+                    let mut d = self.fallback(
+                        FallbackReason::LlmUnrecognisedAnswer,
+                        "the LLM's answer is not one of the agent names".into(),
+                    );
+                    d.usage = Some(answer.usage);
+                    d
+                }
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, budget_ms = budget.as_millis() as u64, "LLM tier failed open");
+                self.fallback(e.fallback_reason(), format!("LLM tier failed open: {e}"))
+            }
+        };
+        decision.model_id = Some(llm.classifier.model_id().to_owned());
+        decision.timings_us.llm = Some(llm_us);
+        decision
+    }
+
+    fn cached_decision(&self, llm: &LlmTier, agent: usize, age: Duration) -> Decision {
+        Decision {
+            agent: self.catalogue.agents()[agent].name.clone(),
+            routing_method: RoutingMethod::Cache,
+            reason: format!(
+                "the LLM chose this agent for the same query {}s ago",
+                age.as_secs()
+            ),
+            fallback_reason: None,
+            matched: Vec::new(),
+            confidence: LLM_CONFIDENCE,
+            timings_us: Timings::default(),
+            model_id: Some(llm.classifier.model_id().to_owned()),
+            usage: None,
+        }
     }
 
     fn fast_decision(
@@ -170,6 +349,8 @@ impl Router {
             matched,
             confidence,
             timings_us: Timings::default(),
+            model_id: None,
+            usage: None,
         }
     }
 
@@ -183,6 +364,8 @@ impl Router {
             matched: Vec::new(),
             confidence: 0.0,
             timings_us: Timings::default(),
+            model_id: None,
+            usage: None,
         }
     }
 }

@@ -90,6 +90,7 @@ async fn handle(api: &Api, req: Request<Incoming>, request_id: String) -> Respon
                 query,
                 body,
                 request_id,
+                remaining: None,
             };
             api.handle(api_req).await
         }

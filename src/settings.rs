@@ -1,8 +1,11 @@
 //! Process configuration read from the environment, and loading of the catalogue it names.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
+use crate::bedrock::BedrockSettings;
 use crate::catalogue::{Catalogue, CatalogueError};
+use crate::router::LlmSettings;
 
 /// Environment variable naming a routes file to use instead of the embedded one.
 pub const CONFIG_ENV: &str = "ROUTER_CONFIG";
@@ -65,6 +68,245 @@ pub fn load_catalogue(
     Ok(catalogue)
 }
 
+/// A malformed environment variable; the process refuses to start with this message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{name}={value:?} is not valid: {expected}")]
+pub struct SettingsError {
+    /// The variable.
+    pub name: &'static str,
+    /// Its value.
+    pub value: String,
+    /// What it should be.
+    pub expected: &'static str,
+}
+
+/// Whether an AWS-backed feature runs (`ROUTER_LLM`, `ROUTER_DISPATCH`): `auto` (default), `on`
+/// or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Switch {
+    /// On in Lambda, and locally when AWS region and credentials are configured.
+    Auto,
+    /// Always on (calls fail if AWS is not reachable).
+    On,
+    /// Always off.
+    Off,
+}
+
+fn switch(
+    env: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+) -> Result<Switch, SettingsError> {
+    match env(name).map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+        None | Some("") | Some("auto") => Ok(Switch::Auto),
+        Some("on" | "true" | "1") => Ok(Switch::On),
+        Some("off" | "false" | "0") => Ok(Switch::Off),
+        Some(_) => Err(SettingsError {
+            name,
+            value: env(name).unwrap_or_default(),
+            expected: "auto, on or off",
+        }),
+    }
+}
+
+/// How `POST /query` invokes agents, read from `ROUTER_DISPATCH` (`auto`, `on`, `off`),
+/// `ROUTER_AGENT_TIMEOUT_MS` (default 25000) and `ROUTER_AGENT_SAFETY_MARGIN_MS` (default 200,
+/// kept free of the Lambda deadline to answer the caller).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DispatchConfig {
+    /// On, off or auto.
+    pub mode: Switch,
+    /// Time an agent gets.
+    pub timeout: Duration,
+    /// Kept free of the caller's remaining time.
+    pub safety_margin: Duration,
+}
+
+/// Reads [`DispatchConfig`] from the environment.
+pub fn dispatch_config(
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<DispatchConfig, SettingsError> {
+    let mode = switch(&env, "ROUTER_DISPATCH")?;
+    let timeout = parse_var::<u64>(
+        &env,
+        "ROUTER_AGENT_TIMEOUT_MS",
+        "milliseconds, 1 to 900000",
+        |ms| (1..=900_000).contains(ms),
+    )?
+    .map_or(
+        crate::dispatch::DEFAULT_AGENT_TIMEOUT,
+        Duration::from_millis,
+    );
+    let safety_margin = parse_var::<u64>(
+        &env,
+        "ROUTER_AGENT_SAFETY_MARGIN_MS",
+        "milliseconds, at most 10000",
+        |ms| *ms <= 10_000,
+    )?
+    .map_or(Duration::from_millis(200), Duration::from_millis);
+    Ok(DispatchConfig {
+        mode,
+        timeout,
+        safety_margin,
+    })
+}
+
+/// Everything the LLM tier needs, read from `ROUTER_*` variables.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LlmConfig {
+    /// On, off or auto.
+    pub mode: Switch,
+    /// Bedrock call settings.
+    pub bedrock: BedrockSettings,
+    /// Deadline, cache and prompt settings.
+    pub tier: LlmSettings,
+    /// `ROUTER_SYSTEM_PROMPT_FILE`, if set (read by the caller).
+    pub prompt_file: Option<PathBuf>,
+}
+
+fn parse_var<T: std::str::FromStr>(
+    env: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    expected: &'static str,
+    valid: impl Fn(&T) -> bool,
+) -> Result<Option<T>, SettingsError> {
+    match env(name).filter(|v| !v.trim().is_empty()) {
+        None => Ok(None),
+        Some(v) => match v.trim().parse::<T>() {
+            Ok(t) if valid(&t) => Ok(Some(t)),
+            _ => Err(SettingsError {
+                name,
+                value: v,
+                expected,
+            }),
+        },
+    }
+}
+
+/// Reads the LLM tier's configuration:
+/// `ROUTER_LLM`, `ROUTER_MODEL_ID`, `ROUTER_LLM_RETRY_MODE` (`standard` or `adaptive`),
+/// `ROUTER_LLM_TEMPERATURE` (a number, or `none` to send no
+/// sampling parameter), `ROUTER_LLM_MAX_TOKENS` (1-16), `ROUTER_LLM_DEADLINE_MS`,
+/// `ROUTER_LLM_SAFETY_MARGIN_MS`, `ROUTER_SYSTEM_PROMPT_FILE`, `ROUTER_CACHE_TTL_SECS` and
+/// `ROUTER_CACHE_SIZE` (0 disables the cache).
+pub fn llm_config(env: impl Fn(&str) -> Option<String>) -> Result<LlmConfig, SettingsError> {
+    let mode = switch(&env, "ROUTER_LLM")?;
+    let mut bedrock = BedrockSettings::default();
+    let mut tier = LlmSettings::default();
+    if let Some(m) = env("ROUTER_MODEL_ID").filter(|v| !v.trim().is_empty()) {
+        bedrock.model_id = m.trim().to_owned();
+    }
+    match env("ROUTER_LLM_TEMPERATURE")
+        .map(|v| v.trim().to_ascii_lowercase())
+        .as_deref()
+    {
+        Some("none") => bedrock.temperature = None,
+        _ => {
+            if let Some(t) = parse_var::<f32>(
+                &env,
+                "ROUTER_LLM_TEMPERATURE",
+                "a number from 0 to 1, or none",
+                |t| (0.0..=1.0).contains(t),
+            )? {
+                bedrock.temperature = Some(t);
+            }
+        }
+    }
+    match env("ROUTER_LLM_RETRY_MODE")
+        .map(|v| v.trim().to_ascii_lowercase())
+        .as_deref()
+    {
+        None | Some("") | Some("standard") => bedrock.aws.adaptive_retry = false,
+        Some("adaptive") => bedrock.aws.adaptive_retry = true,
+        Some(_) => {
+            return Err(SettingsError {
+                name: "ROUTER_LLM_RETRY_MODE",
+                value: env("ROUTER_LLM_RETRY_MODE").unwrap_or_default(),
+                expected: "standard or adaptive",
+            });
+        }
+    }
+    if let Some(n) = parse_var::<u16>(
+        &env,
+        "ROUTER_LLM_MAX_TOKENS",
+        "a whole number from 1 to 16",
+        |n| (1..=16).contains(n),
+    )? {
+        bedrock.max_tokens = n;
+    }
+    if let Some(ms) = parse_var::<u64>(
+        &env,
+        "ROUTER_LLM_DEADLINE_MS",
+        "milliseconds, 50 to 60000",
+        |ms| (50..=60_000).contains(ms),
+    )? {
+        tier.deadline = Duration::from_millis(ms);
+    }
+    if let Some(ms) = parse_var::<u64>(
+        &env,
+        "ROUTER_LLM_SAFETY_MARGIN_MS",
+        "milliseconds, at most 10000",
+        |ms| *ms <= 10_000,
+    )? {
+        tier.safety_margin = Duration::from_millis(ms);
+    }
+    if let Some(secs) = parse_var::<u64>(
+        &env,
+        "ROUTER_CACHE_TTL_SECS",
+        "seconds, at most 86400",
+        |s| *s <= 86_400,
+    )? {
+        tier.cache_ttl = Duration::from_secs(secs);
+    }
+    if let Some(n) = parse_var::<usize>(
+        &env,
+        "ROUTER_CACHE_SIZE",
+        "a number of entries, at most 10000000",
+        |n| *n <= 10_000_000,
+    )? {
+        tier.cache_capacity = n;
+    }
+    let prompt_file = env("ROUTER_SYSTEM_PROMPT_FILE")
+        .filter(|v| !v.trim().is_empty())
+        .map(PathBuf::from);
+    Ok(LlmConfig {
+        mode,
+        bedrock,
+        tier,
+        prompt_file,
+    })
+}
+
+/// For `auto` mode outside Lambda: a short description of where AWS region and credentials
+/// would come from, or `None` when neither is configured (then the tier stays off, and no AWS
+/// call, not even to the instance metadata service, is ever made).
+pub fn aws_configured(
+    env: impl Fn(&str) -> Option<String>,
+    file_exists: impl Fn(&Path) -> bool,
+) -> Option<&'static str> {
+    let set = |k: &str| env(k).is_some_and(|v| !v.trim().is_empty());
+    if set("AWS_LAMBDA_RUNTIME_API") {
+        return Some("lambda");
+    }
+    let region = set("AWS_REGION") || set("AWS_DEFAULT_REGION");
+    let creds = set("AWS_ACCESS_KEY_ID")
+        || set("AWS_CONTAINER_CREDENTIALS_FULL_URI")
+        || set("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
+        || set("AWS_WEB_IDENTITY_TOKEN_FILE");
+    if region && creds {
+        return Some("environment");
+    }
+    let home = env("HOME").unwrap_or_default();
+    let file = |var: &str, default: &str| {
+        env(var)
+            .map(PathBuf::from)
+            .unwrap_or_else(|| Path::new(&home).join(".aws").join(default))
+    };
+    let profile_files = file_exists(&file("AWS_CONFIG_FILE", "config"))
+        || file_exists(&file("AWS_SHARED_CREDENTIALS_FILE", "credentials"));
+    ((region || set("AWS_PROFILE") || profile_files) && (creds || profile_files))
+        .then_some("profile")
+}
+
 /// Reads a variable from the process environment (the `env` argument of the functions above).
 pub fn process_env(name: &str) -> Option<String> {
     std::env::var(name).ok()
@@ -111,6 +353,102 @@ mod tests {
             c.agent("security").unwrap().target.as_deref(),
             Some("security-agent")
         );
+    }
+
+    #[test]
+    fn llm_config_table() {
+        let cfg = |pairs: &[(&str, &str)]| {
+            let map: HashMap<String, String> = pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            llm_config(move |k| map.get(k).cloned())
+        };
+        let d = cfg(&[]).unwrap();
+        assert_eq!(d.mode, Switch::Auto);
+        assert_eq!(
+            d.bedrock.model_id,
+            "us.anthropic.claude-haiku-4-5-20251001-v1:0"
+        );
+        assert_eq!(d.tier.deadline, Duration::from_secs(2));
+        let c = cfg(&[
+            ("ROUTER_LLM", "off"),
+            (
+                "ROUTER_MODEL_ID",
+                "global.anthropic.claude-haiku-4-5-20251001-v1:0",
+            ),
+            ("ROUTER_LLM_TEMPERATURE", "none"),
+            ("ROUTER_LLM_DEADLINE_MS", "800"),
+            ("ROUTER_CACHE_SIZE", "0"),
+        ])
+        .unwrap();
+        assert_eq!(c.mode, Switch::Off);
+        assert_eq!(
+            c.bedrock.model_id,
+            "global.anthropic.claude-haiku-4-5-20251001-v1:0"
+        );
+        assert_eq!(c.bedrock.temperature, None);
+        assert_eq!(c.tier.deadline, Duration::from_millis(800));
+        assert_eq!(c.tier.cache_capacity, 0);
+        for (k, v) in [
+            ("ROUTER_LLM", "maybe"),
+            ("ROUTER_LLM_TEMPERATURE", "hot"),
+            ("ROUTER_LLM_TEMPERATURE", "1.5"),
+            ("ROUTER_LLM_MAX_TOKENS", "64"),
+            ("ROUTER_LLM_DEADLINE_MS", "-1"),
+            ("ROUTER_CACHE_TTL_SECS", "forever"),
+            ("ROUTER_LLM_RETRY_MODE", "legacy"),
+        ] {
+            let err = cfg(&[(k, v)]).unwrap_err();
+            assert_eq!(err.name, k);
+            assert!(err.to_string().contains(v), "{err}");
+        }
+    }
+
+    #[test]
+    fn dispatch_config_table() {
+        let d = dispatch_config(|_| None).unwrap();
+        assert_eq!((d.mode, d.timeout), (Switch::Auto, Duration::from_secs(25)));
+        let env = HashMap::from([
+            ("ROUTER_DISPATCH".to_owned(), "off".to_owned()),
+            ("ROUTER_AGENT_TIMEOUT_MS".to_owned(), "1500".to_owned()),
+        ]);
+        let d = dispatch_config(|k| env.get(k).cloned()).unwrap();
+        assert_eq!(
+            (d.mode, d.timeout),
+            (Switch::Off, Duration::from_millis(1500))
+        );
+        let bad = HashMap::from([("ROUTER_AGENT_TIMEOUT_MS".to_owned(), "0".to_owned())]);
+        assert_eq!(
+            dispatch_config(|k| bad.get(k).cloned()).unwrap_err().name,
+            "ROUTER_AGENT_TIMEOUT_MS"
+        );
+    }
+
+    #[test]
+    fn aws_detection_table() {
+        let detect = |pairs: &[(&str, &str)], files: bool| {
+            let map: HashMap<String, String> = pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            aws_configured(move |k| map.get(k).cloned(), |_| files)
+        };
+        assert_eq!(detect(&[], false), None);
+        assert_eq!(detect(&[("AWS_REGION", "us-east-1")], false), None);
+        assert_eq!(detect(&[("AWS_ACCESS_KEY_ID", "AKIA")], false), None);
+        assert_eq!(
+            detect(
+                &[("AWS_REGION", "us-east-1"), ("AWS_ACCESS_KEY_ID", "AKIA")],
+                false
+            ),
+            Some("environment")
+        );
+        assert_eq!(
+            detect(&[("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001")], false),
+            Some("lambda")
+        );
+        assert_eq!(detect(&[("HOME", "/home/me")], true), Some("profile"));
     }
 
     #[test]

@@ -110,6 +110,7 @@ async fn corpus_through_the_handler() {
                 .collect(),
             body: Bytes::from(case.body.clone()),
             request_id: "req-1".to_owned(),
+            remaining: None,
         };
         let resp = api.handle(req).await;
         let ct = resp

@@ -1,0 +1,105 @@
+//! Shared AWS SDK configuration for the adapters ([`crate::bedrock`], [`crate::lambda_invoker`]).
+//!
+//! Each adapter loads its configuration lazily, on its first call, through [`load`]: explicit
+//! connect/read/operation timeouts, a small retry budget, and the overrides tests use to reach
+//! loopback doubles (endpoint, region, static credentials).
+
+use std::time::{Duration, Instant};
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_bedrockruntime::config::Credentials;
+
+/// Client settings common to every AWS adapter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AwsSettings {
+    /// TCP/TLS connect timeout.
+    pub connect_timeout: Duration,
+    /// Attempts in all, first call included (1 = no retries).
+    pub max_attempts: u32,
+    /// First retry back-off.
+    pub initial_backoff: Duration,
+    /// The SDK's adaptive retry mode (client-side rate limiting) instead of standard mode.
+    pub adaptive_retry: bool,
+    /// Endpoint override; `None` uses the SDK's resolution, which honours the service's
+    /// `AWS_ENDPOINT_URL_<SERVICE>` variable.
+    pub endpoint_url: Option<String>,
+    /// Region override; `None` uses the SDK's chain (`AWS_REGION`, profile...).
+    pub region: Option<String>,
+    /// Static `(access key id, secret)` credentials for tests; `None` uses the default chain.
+    pub static_credentials: Option<(String, String)>,
+}
+
+impl Default for AwsSettings {
+    fn default() -> Self {
+        AwsSettings {
+            connect_timeout: Duration::from_millis(500),
+            max_attempts: 2,
+            initial_backoff: Duration::from_millis(100),
+            adaptive_retry: false,
+            endpoint_url: None,
+            region: None,
+            static_credentials: None,
+        }
+    }
+}
+
+/// Loads the SDK configuration; `operation_timeout` bounds one operation, retries included.
+/// Logs one line (`aws config loaded`) with the time it took.
+pub async fn load(
+    settings: &AwsSettings,
+    operation_timeout: Duration,
+    purpose: &'static str,
+) -> SdkConfig {
+    let started = Instant::now();
+    let s = settings;
+    let retry = if s.adaptive_retry {
+        RetryConfig::adaptive()
+    } else {
+        RetryConfig::standard()
+    };
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(
+            retry
+                .with_max_attempts(s.max_attempts.max(1))
+                .with_initial_backoff(s.initial_backoff),
+        )
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(s.connect_timeout)
+                .read_timeout(operation_timeout)
+                .operation_attempt_timeout(operation_timeout)
+                .operation_timeout(operation_timeout)
+                .build(),
+        );
+    if let Some(url) = &s.endpoint_url {
+        loader = loader.endpoint_url(url.clone());
+    }
+    if let Some(region) = &s.region {
+        loader = loader.region(aws_config::Region::new(region.clone()));
+    }
+    if let Some((id, secret)) = &s.static_credentials {
+        loader = loader.credentials_provider(Credentials::new(id, secret, None, None, "static"));
+    }
+    let config = loader.load().await;
+    tracing::info!(
+        purpose,
+        region = config.region().map(|r| r.as_ref()).unwrap_or("none"),
+        init_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+        "aws config loaded"
+    );
+    config
+}
+
+/// An error and its sources, joined with `: `, for messages that must say what went wrong.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}

@@ -1,0 +1,410 @@
+//! Dispatch: invoke the chosen agent and bring back its answer.
+//!
+//! The agent contract (README, "Agent contract"): the agent receives
+//! `{"query", "session_id", "routing": {"agent", "routing_method", "matched", "confidence"},
+//! "request_id"}` and answers with any JSON, which the caller gets back as `result` (a non-JSON
+//! answer comes back as a string). The invocation sits behind the [`Invoker`] port:
+//! [`crate::lambda_invoker`] is the real adapter (Lambda `Invoke`), [`StaticInvoker`] a double.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::router::Decision;
+
+/// Default time an agent gets to answer.
+pub const DEFAULT_AGENT_TIMEOUT: Duration = Duration::from_secs(25);
+
+/// A future returned by an [`Invoker`].
+pub type InvokeFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Invocation, InvokeError>> + Send + 'a>>;
+
+/// The port to the agents: call a target synchronously with a JSON payload.
+pub trait Invoker: Send + Sync + std::fmt::Debug {
+    /// Invokes `target` (function name, ARN or alias) with `payload`, within `timeout`.
+    fn invoke<'a>(
+        &'a self,
+        target: &'a str,
+        payload: Vec<u8>,
+        timeout: Duration,
+    ) -> InvokeFuture<'a>;
+}
+
+/// What the agent's function returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invocation {
+    /// The response payload.
+    pub payload: Vec<u8>,
+    /// Set when the function raised an error (`Handled` / `Unhandled`); the payload then holds
+    /// `{"errorMessage", "errorType"}`.
+    pub function_error: Option<String>,
+}
+
+/// Why an invocation produced no answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InvokeError {
+    /// No answer within the timeout.
+    #[error("the agent did not answer in time")]
+    Timeout,
+    /// The Lambda service throttled the call; retry after this many seconds if known.
+    #[error("throttled: {message}")]
+    Throttled {
+        /// The service's message.
+        message: String,
+        /// Seconds to wait before retrying, when the service said.
+        retry_after: Option<u64>,
+    },
+    /// The target function does not exist.
+    #[error("function not found: {0}")]
+    NotFound(String),
+    /// The router may not invoke the target.
+    #[error("access denied: {0}")]
+    AccessDenied(String),
+    /// The service could not be reached or answered with another error.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// A dispatch failure, ready for the HTTP layer: each maps to a status and code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DispatchError {
+    /// The agent ran and failed (502 `agent_error`).
+    #[error("agent {agent:?} failed: {message}")]
+    AgentError {
+        /// The agent's name.
+        agent: String,
+        /// The agent's `errorMessage` (or `errorType`).
+        message: String,
+    },
+    /// The agent did not answer within its timeout (504 `agent_timeout`).
+    #[error("agent {agent:?} did not answer within {timeout_ms} ms")]
+    Timeout {
+        /// The agent's name.
+        agent: String,
+        /// The timeout that expired.
+        timeout_ms: u64,
+    },
+    /// Lambda throttled the invocation (503 `agent_throttled`, with `Retry-After`).
+    #[error("agent {agent:?} is throttled; retry after {retry_after} s")]
+    Throttled {
+        /// The agent's name.
+        agent: String,
+        /// Seconds the caller should wait.
+        retry_after: u64,
+    },
+    /// The target cannot be invoked: missing, forbidden or unreachable (502 `agent_unavailable`).
+    #[error("agent {agent:?} cannot be invoked at target {target:?}: {reason}")]
+    Unavailable {
+        /// The agent's name.
+        agent: String,
+        /// The target that failed.
+        target: String,
+        /// What went wrong, with what to check.
+        reason: String,
+    },
+}
+
+/// The agent's answer and the time the invocation took.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dispatched {
+    /// The agent's JSON answer, or its text as a JSON string.
+    pub result: Value,
+    /// Microseconds spent in the invocation.
+    pub agent_us: u64,
+}
+
+#[derive(Serialize)]
+struct Payload<'a> {
+    query: &'a str,
+    session_id: Option<&'a str>,
+    routing: Routing<'a>,
+    request_id: &'a str,
+}
+
+#[derive(Serialize)]
+struct Routing<'a> {
+    agent: &'a str,
+    routing_method: crate::RoutingMethod,
+    matched: &'a [String],
+    confidence: f32,
+}
+
+/// Builds the payload an agent receives (the agent contract).
+pub fn agent_payload(
+    query: &str,
+    session_id: Option<&str>,
+    decision: &Decision,
+    request_id: &str,
+) -> Vec<u8> {
+    let payload = Payload {
+        query,
+        session_id,
+        routing: Routing {
+            agent: &decision.agent,
+            routing_method: decision.routing_method,
+            matched: &decision.matched,
+            confidence: decision.confidence,
+        },
+        request_id,
+    };
+    serde_json::to_vec(&payload).unwrap_or_default()
+}
+
+/// Invokes agents through an [`Invoker`] with a per-agent timeout.
+#[derive(Debug)]
+pub struct Dispatcher {
+    invoker: std::sync::Arc<dyn Invoker>,
+    timeout: Duration,
+    safety_margin: Duration,
+}
+
+impl Dispatcher {
+    /// A dispatcher giving each agent `timeout`, further capped by the caller's remaining time
+    /// minus `safety_margin` (time kept to answer the caller).
+    pub fn new(
+        invoker: std::sync::Arc<dyn Invoker>,
+        timeout: Duration,
+        safety_margin: Duration,
+    ) -> Self {
+        Dispatcher {
+            invoker,
+            timeout,
+            safety_margin,
+        }
+    }
+
+    /// Invokes `target` for `agent` with `payload`, mapping every failure to a [`DispatchError`].
+    pub async fn dispatch(
+        &self,
+        agent: &str,
+        target: &str,
+        payload: Vec<u8>,
+        remaining: Option<Duration>,
+    ) -> Result<Dispatched, DispatchError> {
+        let timeout = match remaining {
+            Some(r) => self.timeout.min(r.saturating_sub(self.safety_margin)),
+            None => self.timeout,
+        };
+        let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        let started = Instant::now();
+        let outcome =
+            tokio::time::timeout(timeout, self.invoker.invoke(target, payload, timeout)).await;
+        let agent_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let unavailable = |reason: String| DispatchError::Unavailable {
+            agent: agent.to_owned(),
+            target: target.to_owned(),
+            reason,
+        };
+        let invocation = match outcome {
+            Err(_) | Ok(Err(InvokeError::Timeout)) => {
+                return Err(DispatchError::Timeout {
+                    agent: agent.to_owned(),
+                    timeout_ms,
+                });
+            }
+            Ok(Err(InvokeError::Throttled { retry_after, .. })) => {
+                return Err(DispatchError::Throttled {
+                    agent: agent.to_owned(),
+                    retry_after: retry_after.unwrap_or(1),
+                });
+            }
+            Ok(Err(InvokeError::NotFound(m))) => {
+                return Err(unavailable(format!(
+                    "no such function ({m}); check the agent's target or ROUTER_TARGET_ variable"
+                )));
+            }
+            Ok(Err(InvokeError::AccessDenied(m))) => {
+                return Err(unavailable(format!(
+                    "access denied ({m}); grant lambda:InvokeFunction on it to the router's role"
+                )));
+            }
+            Ok(Err(InvokeError::Failed(m))) => return Err(unavailable(m)),
+            Ok(Ok(invocation)) => invocation,
+        };
+        if invocation.function_error.is_some() {
+            return Err(DispatchError::AgentError {
+                agent: agent.to_owned(),
+                message: error_message(&invocation),
+            });
+        }
+        let result = match serde_json::from_slice::<Value>(&invocation.payload) {
+            Ok(v) => v,
+            Err(_) => Value::String(String::from_utf8_lossy(&invocation.payload).into_owned()),
+        };
+        Ok(Dispatched { result, agent_us })
+    }
+}
+
+/// The `errorMessage` of a failed invocation, else its `errorType`, else its raw text.
+fn error_message(inv: &Invocation) -> String {
+    let parsed: Option<Value> = serde_json::from_slice(&inv.payload).ok();
+    let field = |k: &str| {
+        parsed
+            .as_ref()
+            .and_then(|v| v.get(k))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    let message = field("errorMessage")
+        .or_else(|| field("errorType"))
+        .unwrap_or_else(|| String::from_utf8_lossy(&inv.payload).into_owned());
+    let kind = inv.function_error.as_deref().unwrap_or("Unhandled");
+    let mut text = format!("{kind}: {message}");
+    text.truncate(1000);
+    text
+}
+
+/// An [`Invoker`] double that answers every call with the same outcome and records payloads.
+#[derive(Debug)]
+pub struct StaticInvoker {
+    outcome: Result<Invocation, InvokeError>,
+    delay: Duration,
+    calls: std::sync::Mutex<Vec<(String, Vec<u8>)>>,
+}
+
+impl StaticInvoker {
+    /// A double that waits `delay` (tokio time) and then returns `outcome`.
+    pub fn new(outcome: Result<Invocation, InvokeError>, delay: Duration) -> Self {
+        StaticInvoker {
+            outcome,
+            delay,
+            calls: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The `(target, payload)` of every call so far.
+    pub fn calls(&self) -> Vec<(String, Vec<u8>)> {
+        self.calls.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+}
+
+impl Invoker for StaticInvoker {
+    fn invoke<'a>(
+        &'a self,
+        target: &'a str,
+        payload: Vec<u8>,
+        _timeout: Duration,
+    ) -> InvokeFuture<'a> {
+        if let Ok(mut calls) = self.calls.lock() {
+            calls.push((target.to_owned(), payload));
+        }
+        Box::pin(async move {
+            tokio::time::sleep(self.delay).await;
+            self.outcome.clone()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn ok(payload: &str) -> Result<Invocation, InvokeError> {
+        Ok(Invocation {
+            payload: payload.as_bytes().to_vec(),
+            function_error: None,
+        })
+    }
+
+    async fn run(
+        outcome: Result<Invocation, InvokeError>,
+        delay: Duration,
+    ) -> Result<Dispatched, DispatchError> {
+        let d = Dispatcher::new(
+            Arc::new(StaticInvoker::new(outcome, delay)),
+            Duration::from_secs(25),
+            Duration::from_millis(250),
+        );
+        d.dispatch("cost", "cost-agent", b"{}".to_vec(), None).await
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn outcomes_table() {
+        assert_eq!(
+            run(ok(r#"{"answer": 42}"#), Duration::ZERO)
+                .await
+                .unwrap()
+                .result,
+            serde_json::json!({"answer": 42})
+        );
+        assert_eq!(
+            run(ok("plain text"), Duration::ZERO).await.unwrap().result,
+            Value::String("plain text".into())
+        );
+        let failed = Ok(Invocation {
+            payload: br#"{"errorMessage": "boom", "errorType": "RuntimeError"}"#.to_vec(),
+            function_error: Some("Unhandled".into()),
+        });
+        assert_eq!(
+            run(failed, Duration::ZERO).await,
+            Err(DispatchError::AgentError {
+                agent: "cost".into(),
+                message: "Unhandled: boom".into()
+            })
+        );
+        assert_eq!(
+            run(ok("{}"), Duration::from_secs(30)).await,
+            Err(DispatchError::Timeout {
+                agent: "cost".into(),
+                timeout_ms: 25_000
+            })
+        );
+        let throttled = Err(InvokeError::Throttled {
+            message: "Rate exceeded".into(),
+            retry_after: Some(3),
+        });
+        assert_eq!(
+            run(throttled, Duration::ZERO).await,
+            Err(DispatchError::Throttled {
+                agent: "cost".into(),
+                retry_after: 3
+            })
+        );
+        let missing = run(
+            Err(InvokeError::NotFound("Function not found".into())),
+            Duration::ZERO,
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            missing.to_string().contains("cost-agent")
+                && missing.to_string().contains("ROUTER_TARGET_"),
+            "{missing}"
+        );
+        let denied = run(Err(InvokeError::AccessDenied("no".into())), Duration::ZERO)
+            .await
+            .unwrap_err();
+        assert!(
+            denied.to_string().contains("lambda:InvokeFunction"),
+            "{denied}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn remaining_time_caps_the_timeout() {
+        let d = Dispatcher::new(
+            Arc::new(StaticInvoker::new(ok("{}"), Duration::from_secs(10))),
+            Duration::from_secs(25),
+            Duration::from_millis(500),
+        );
+        let started = tokio::time::Instant::now();
+        let err = d
+            .dispatch("cost", "t", Vec::new(), Some(Duration::from_secs(3)))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err,
+            DispatchError::Timeout {
+                agent: "cost".into(),
+                timeout_ms: 2500
+            }
+        );
+        assert_eq!(started.elapsed(), Duration::from_millis(2500));
+    }
+}

@@ -1,0 +1,116 @@
+//! The Lambda adapter for the [`Invoker`] port: a synchronous (`RequestResponse`) `Invoke`.
+//!
+//! The SDK client is created on the first dispatch (a tokio `OnceCell`) and reused. Retries are
+//! off by default (one attempt): an agent is not assumed to be idempotent, and a throttle is
+//! passed back to the caller as 503 with `Retry-After` rather than retried blindly. The endpoint
+//! can be overridden with `AWS_ENDPOINT_URL_LAMBDA` (e.g. `cargo lambda watch`'s invoke endpoint)
+//! or [`AwsSettings::endpoint_url`].
+
+use std::time::Duration;
+
+use aws_sdk_lambda::Client;
+use aws_sdk_lambda::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_lambda::operation::invoke::InvokeError as SdkInvokeError;
+use aws_sdk_lambda::primitives::Blob;
+use aws_sdk_lambda::types::InvocationType;
+use tokio::sync::OnceCell;
+
+use crate::aws::{AwsSettings, error_chain};
+use crate::dispatch::{Invocation, InvokeError, InvokeFuture, Invoker};
+
+/// An [`Invoker`] that calls AWS Lambda.
+#[derive(Debug)]
+pub struct LambdaInvoker {
+    settings: AwsSettings,
+    operation_timeout: Duration,
+    client: OnceCell<Client>,
+}
+
+impl LambdaInvoker {
+    /// An adapter whose client is built on first use; `operation_timeout` is the longest any agent
+    /// may take (the per-agent timeout).
+    pub fn new(settings: AwsSettings, operation_timeout: Duration) -> Self {
+        LambdaInvoker {
+            settings,
+            operation_timeout,
+            client: OnceCell::new(),
+        }
+    }
+
+    /// Settings for agents: no retries, since agents may not be idempotent.
+    pub fn default_settings() -> AwsSettings {
+        AwsSettings {
+            max_attempts: 1,
+            ..AwsSettings::default()
+        }
+    }
+
+    /// Whether the SDK client exists yet (false until the first dispatch).
+    pub fn is_initialised(&self) -> bool {
+        self.client.initialized()
+    }
+
+    async fn client(&self) -> &Client {
+        self.client
+            .get_or_init(|| async {
+                let config =
+                    crate::aws::load(&self.settings, self.operation_timeout, "dispatch").await;
+                Client::new(&config)
+            })
+            .await
+    }
+}
+
+impl Invoker for LambdaInvoker {
+    fn invoke<'a>(
+        &'a self,
+        target: &'a str,
+        payload: Vec<u8>,
+        _timeout: Duration,
+    ) -> InvokeFuture<'a> {
+        Box::pin(async move {
+            let output = self
+                .client()
+                .await
+                .invoke()
+                .function_name(target)
+                .invocation_type(InvocationType::RequestResponse)
+                .payload(Blob::new(payload))
+                .send()
+                .await
+                .map_err(map_error)?;
+            Ok(Invocation {
+                payload: output
+                    .payload()
+                    .map(|b| b.as_ref().to_vec())
+                    .unwrap_or_default(),
+                function_error: output.function_error().map(str::to_owned),
+            })
+        })
+    }
+}
+
+fn map_error<R: std::fmt::Debug>(err: SdkError<SdkInvokeError, R>) -> InvokeError {
+    match &err {
+        SdkError::TimeoutError(_) => InvokeError::Timeout,
+        SdkError::DispatchFailure(f) if f.is_timeout() => InvokeError::Timeout,
+        SdkError::ServiceError(se) => {
+            let e = se.err();
+            let detail = format!(
+                "{}: {}",
+                e.code().unwrap_or("Unknown"),
+                e.message().unwrap_or("")
+            );
+            match e {
+                SdkInvokeError::TooManyRequestsException(t) => InvokeError::Throttled {
+                    message: detail,
+                    retry_after: t.retry_after_seconds().and_then(|s| s.trim().parse().ok()),
+                },
+                SdkInvokeError::ResourceNotFoundException(_) => InvokeError::NotFound(detail),
+                _ if e.code() == Some("AccessDeniedException") => InvokeError::AccessDenied(detail),
+                _ => InvokeError::Failed(detail),
+            }
+        }
+        _ => InvokeError::Failed(error_chain(&err)),
+    }
+}

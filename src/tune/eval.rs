@@ -1,0 +1,407 @@
+//! Offline evaluation of a catalogue's fast path on labelled queries (the `eval` command).
+//!
+//! Only tier 1 runs: no cache, no network, no LLM. Every query either gets a fast-path decision or
+//! is left *unrouted* (in production it would go to the LLM), and the report says how often each
+//! happens, how often the decisions are right, and what the LLM calls for the rest would cost.
+//!
+//! Definitions (in-scope = labelled with an agent, out-of-scope = labelled `none`):
+//! - `coverage`: decided in-scope queries / in-scope queries;
+//! - `precision`: correct decisions / decided in-scope queries (1.0 when nothing was decided);
+//! - per agent: `precision` = correct decisions for it / in-scope decisions for it, `recall` =
+//!   correct decisions for it / its in-scope queries (`support`); both 1.0 when the denominator
+//!   is 0;
+//! - `oos_fast_rate`: out-of-scope queries the fast path decided (for any agent) / out-of-scope
+//!   queries;
+//! - `llm_call_rate`: unrouted queries / all queries.
+//!
+//! A label that names no agent of the catalogue counts as an in-scope query that the catalogue
+//! cannot get right: a decision for it is always wrong.
+
+use std::collections::BTreeMap;
+use std::fmt::{self, Write as _};
+
+use serde::Serialize;
+
+use crate::catalogue::Catalogue;
+use crate::fastpath::{FastOutcome, FastPath};
+use crate::tune::{Example, TuneError, agent_name_for_label};
+
+/// Stands in for the system prompt of the LLM tier when estimating its size: about 60 words, as
+/// the real prompt is. The agents' `name: description` lines and the query come after it.
+pub const LLM_PROMPT_ESTIMATE: &str = "You are the router of a multi-agent assistant. Read the user's query and decide which single agent below should handle it. Answer with the agent's name only, exactly as it is written in the list, with no punctuation, explanation or other words. If no agent clearly fits the query, answer with the name of the default agent. The agents, one per line, as name: description:";
+
+/// Estimated output tokens of one LLM routing answer (an agent name).
+pub const LLM_OUTPUT_TOKENS: u64 = 5;
+
+/// Bedrock price of Claude Haiku 4.5 input tokens, USD per million.
+pub const DEFAULT_PRICE_PER_MTOK_IN: f64 = 1.0;
+
+/// Bedrock price of Claude Haiku 4.5 output tokens, USD per million.
+pub const DEFAULT_PRICE_PER_MTOK_OUT: f64 = 5.0;
+
+/// How many confusions the report lists.
+pub const TOP_CONFUSIONS: usize = 10;
+
+/// Prices used for the LLM cost estimate.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EvalOptions {
+    /// USD per million input tokens.
+    pub price_per_mtok_in: f64,
+    /// USD per million output tokens.
+    pub price_per_mtok_out: f64,
+}
+
+impl Default for EvalOptions {
+    fn default() -> Self {
+        EvalOptions {
+            price_per_mtok_in: DEFAULT_PRICE_PER_MTOK_IN,
+            price_per_mtok_out: DEFAULT_PRICE_PER_MTOK_OUT,
+        }
+    }
+}
+
+/// Figures for one agent (or one label that names no agent).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AgentStats {
+    /// Correct decisions for the agent / in-scope decisions for it.
+    pub precision: f64,
+    /// Correct decisions for the agent / its in-scope queries.
+    pub recall: f64,
+    /// In-scope queries labelled with the agent.
+    pub support: usize,
+    /// In-scope queries the fast path gave the agent.
+    pub decided: usize,
+    /// Of those, the ones labelled with the agent.
+    pub correct: usize,
+}
+
+/// One kind of mistake: queries labelled `expected` that the fast path gave `got`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Confusion {
+    /// The label (`none` for out-of-scope queries).
+    pub expected: String,
+    /// The agent the fast path chose.
+    pub got: String,
+    /// How many queries.
+    pub count: usize,
+}
+
+/// The outcome of [`evaluate`]. Serialises to the `eval --json` object.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EvalReport {
+    /// All queries.
+    pub queries: usize,
+    /// Queries labelled with an agent (including labels that name no agent of the catalogue).
+    pub in_scope: usize,
+    /// Queries labelled `none`.
+    pub out_of_scope: usize,
+    /// In-scope queries the fast path decided.
+    pub decided: usize,
+    /// Of those, the ones decided for the labelled agent.
+    pub correct: usize,
+    /// `decided / in_scope` (0 when there is no in-scope query).
+    pub coverage: f64,
+    /// `correct / decided` (1.0 when nothing was decided).
+    pub precision: f64,
+    /// Out-of-scope queries the fast path decided.
+    pub oos_fast: usize,
+    /// `oos_fast / out_of_scope` (0 when there is no out-of-scope query).
+    pub oos_fast_rate: f64,
+    /// Queries the fast path left unrouted, in or out of scope.
+    pub llm_calls: usize,
+    /// `llm_calls / queries`.
+    pub llm_call_rate: f64,
+    /// Per agent of the catalogue and per unknown label, by name.
+    pub per_agent: BTreeMap<String, AgentStats>,
+    /// The most common mistakes, most frequent first (at most [`TOP_CONFUSIONS`]).
+    pub confusions: Vec<Confusion>,
+    /// Labels of the data that name no agent of the catalogue, with their query counts.
+    pub unknown_labels: BTreeMap<String, usize>,
+    /// Estimated input tokens of one LLM routing call (prompt, agent list, average query).
+    pub est_input_tokens: u64,
+    /// Estimated output tokens of one LLM routing call.
+    pub est_output_tokens: u64,
+    /// USD per million input tokens used for the estimate.
+    pub price_per_mtok_in: f64,
+    /// USD per million output tokens used for the estimate.
+    pub price_per_mtok_out: f64,
+    /// `llm_call_rate * 1e6 * cost of one call`: the LLM bill per million routed queries.
+    pub est_cost_per_million_usd: f64,
+}
+
+/// Runs the fast path of `catalogue` over `examples` and measures it.
+pub fn evaluate(
+    catalogue: &Catalogue,
+    examples: &[Example],
+    options: &EvalOptions,
+) -> Result<EvalReport, TuneError> {
+    let fast = FastPath::new(catalogue).map_err(|source| TuneError::Catalogue {
+        path: "(given catalogue)".to_owned(),
+        source,
+    })?;
+    for (what, price) in [
+        ("--price-per-mtok-in", options.price_per_mtok_in),
+        ("--price-per-mtok-out", options.price_per_mtok_out),
+    ] {
+        if !price.is_finite() || price < 0.0 {
+            return Err(TuneError::Option(format!(
+                "{what} is {price}; it must be a finite number >= 0"
+            )));
+        }
+    }
+    let agents = catalogue.agents();
+    // Per agent index; unknown labels get indices after the agents'.
+    let mut names: Vec<String> = agents.iter().map(|a| a.name.clone()).collect();
+    let mut index: BTreeMap<String, usize> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.clone(), i))
+        .collect();
+    let mut unknown_labels: BTreeMap<String, usize> = BTreeMap::new();
+    let mut support: Vec<usize> = vec![0; agents.len()];
+    let mut decided_for: Vec<usize> = vec![0; agents.len()];
+    let mut correct_for: Vec<usize> = vec![0; agents.len()];
+    // (expected index or None for out-of-scope, got agent) -> count
+    let mut confusions: BTreeMap<(Option<usize>, usize), usize> = BTreeMap::new();
+
+    let (mut in_scope, mut out_of_scope, mut decided, mut correct, mut oos_fast) = (0, 0, 0, 0, 0);
+    let (mut unrouted_chars, mut all_chars) = (0usize, 0usize);
+    for ex in examples {
+        let chars = ex.query.chars().count();
+        all_chars += chars;
+        let expected = match &ex.agent {
+            None => None,
+            Some(label) => {
+                let name = match catalogue.index_of(label) {
+                    Some(_) => label.clone(),
+                    None => agent_name_for_label(label),
+                };
+                let i = match index.get(&name) {
+                    Some(&i) => i,
+                    None => {
+                        let i = names.len();
+                        names.push(name.clone());
+                        index.insert(name.clone(), i);
+                        support.push(0);
+                        decided_for.push(0);
+                        correct_for.push(0);
+                        i
+                    }
+                };
+                if i >= agents.len() {
+                    *unknown_labels.entry(name).or_default() += 1;
+                }
+                Some(i)
+            }
+        };
+        let got = match fast.decide(&ex.query) {
+            FastOutcome::Decided { agent, .. } => Some(agent),
+            FastOutcome::Unrouted { .. } => None,
+        };
+        if got.is_none() {
+            unrouted_chars += chars;
+        }
+        match (expected, got) {
+            (None, g) => {
+                out_of_scope += 1;
+                if let Some(g) = g {
+                    oos_fast += 1;
+                    *confusions.entry((None, g)).or_default() += 1;
+                }
+            }
+            (Some(e), g) => {
+                in_scope += 1;
+                support[e] += 1;
+                if let Some(g) = g {
+                    decided += 1;
+                    decided_for[g] += 1;
+                    if g == e {
+                        correct += 1;
+                        correct_for[g] += 1;
+                    } else {
+                        *confusions.entry((Some(e), g)).or_default() += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    let ratio = |num: usize, den: usize, empty: f64| {
+        if den == 0 {
+            empty
+        } else {
+            num as f64 / den as f64
+        }
+    };
+    let per_agent = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            (
+                name.clone(),
+                AgentStats {
+                    precision: ratio(correct_for[i], decided_for[i], 1.0),
+                    recall: ratio(correct_for[i], support[i], 1.0),
+                    support: support[i],
+                    decided: decided_for[i],
+                    correct: correct_for[i],
+                },
+            )
+        })
+        .collect();
+    let mut confusions: Vec<Confusion> = confusions
+        .into_iter()
+        .map(|((e, g), count)| Confusion {
+            expected: e.map_or(super::OUT_OF_SCOPE_LABEL.to_owned(), |e| names[e].clone()),
+            got: names[g].clone(),
+            count,
+        })
+        .collect();
+    confusions.sort_by(|a, b| {
+        b.count
+            .cmp(&a.count)
+            .then_with(|| a.expected.cmp(&b.expected))
+            .then_with(|| a.got.cmp(&b.got))
+    });
+    confusions.truncate(TOP_CONFUSIONS);
+
+    let queries = examples.len();
+    let llm_calls = queries - decided - oos_fast;
+    let llm_call_rate = ratio(llm_calls, queries, 0.0);
+    // The LLM sees the unrouted queries; their average length (else all queries') stands for one.
+    let avg_query_chars = if llm_calls > 0 {
+        unrouted_chars.div_ceil(llm_calls)
+    } else {
+        all_chars.div_ceil(queries.max(1))
+    };
+    let est_input_tokens = estimate_prompt_tokens(catalogue, avg_query_chars);
+    let per_call_usd = (est_input_tokens as f64 * options.price_per_mtok_in
+        + LLM_OUTPUT_TOKENS as f64 * options.price_per_mtok_out)
+        / 1e6;
+    Ok(EvalReport {
+        queries,
+        in_scope,
+        out_of_scope,
+        decided,
+        correct,
+        coverage: ratio(decided, in_scope, 0.0),
+        precision: ratio(correct, decided, 1.0),
+        oos_fast,
+        oos_fast_rate: ratio(oos_fast, out_of_scope, 0.0),
+        llm_calls,
+        llm_call_rate,
+        per_agent,
+        confusions,
+        unknown_labels,
+        est_input_tokens,
+        est_output_tokens: LLM_OUTPUT_TOKENS,
+        price_per_mtok_in: options.price_per_mtok_in,
+        price_per_mtok_out: options.price_per_mtok_out,
+        est_cost_per_million_usd: llm_call_rate * 1e6 * per_call_usd,
+    })
+}
+
+/// Estimated input tokens of one LLM routing call: [`LLM_PROMPT_ESTIMATE`], one
+/// `name: description` line per agent and a query of `query_chars` characters, at one token per
+/// four characters (rounded up).
+pub fn estimate_prompt_tokens(catalogue: &Catalogue, query_chars: usize) -> u64 {
+    let agent_lines: usize = catalogue
+        .agents()
+        .iter()
+        .map(|a| a.name.chars().count() + 2 + a.description.chars().count() + 1)
+        .sum();
+    let chars = LLM_PROMPT_ESTIMATE.chars().count() + 1 + agent_lines + query_chars;
+    chars.div_ceil(4) as u64
+}
+
+impl EvalReport {
+    /// The human-readable report printed by `eval` without `--json`.
+    pub fn to_text(&self) -> String {
+        let mut s = String::new();
+        // Writing to a String cannot fail.
+        let _ = self.write_text(&mut s);
+        s
+    }
+
+    fn write_text(&self, s: &mut String) -> fmt::Result {
+        let pct = |x: f64| format!("{:.2}%", x * 100.0);
+        writeln!(
+            s,
+            "queries: {} ({} in scope, {} out of scope)",
+            self.queries, self.in_scope, self.out_of_scope
+        )?;
+        if !self.unknown_labels.is_empty() {
+            let list: Vec<String> = self
+                .unknown_labels
+                .iter()
+                .map(|(l, n)| format!("{l} ({n})"))
+                .collect();
+            writeln!(
+                s,
+                "warning: labels that name no agent of the catalogue (counted as misses): {}",
+                list.join(", ")
+            )?;
+        }
+        writeln!(
+            s,
+            "fast-path coverage (in scope): {} ({} of {})",
+            pct(self.coverage),
+            self.decided,
+            self.in_scope
+        )?;
+        writeln!(
+            s,
+            "fast-path precision:           {} ({} of {} correct)",
+            pct(self.precision),
+            self.correct,
+            self.decided
+        )?;
+        writeln!(
+            s,
+            "out of scope taken by fast path: {} ({} of {})",
+            pct(self.oos_fast_rate),
+            self.oos_fast,
+            self.out_of_scope
+        )?;
+        writeln!(
+            s,
+            "LLM call rate:                 {} ({} of {} queries)",
+            pct(self.llm_call_rate),
+            self.llm_calls,
+            self.queries
+        )?;
+        writeln!(
+            s,
+            "estimated LLM cost: ${:.2} per 1M queries (~{} input + {} output tokens per call at ${}/${} per 1M tokens)",
+            self.est_cost_per_million_usd,
+            self.est_input_tokens,
+            self.est_output_tokens,
+            self.price_per_mtok_in,
+            self.price_per_mtok_out
+        )?;
+        writeln!(s, "\nper agent:")?;
+        writeln!(
+            s,
+            "  {:<24} {:>9} {:>9} {:>8} {:>8}",
+            "agent", "precision", "recall", "support", "decided"
+        )?;
+        for (name, a) in &self.per_agent {
+            writeln!(
+                s,
+                "  {:<24} {:>9} {:>9} {:>8} {:>8}",
+                name,
+                pct(a.precision),
+                pct(a.recall),
+                a.support,
+                a.decided
+            )?;
+        }
+        if !self.confusions.is_empty() {
+            writeln!(s, "\nmost common confusions (expected -> got):")?;
+            for c in &self.confusions {
+                writeln!(s, "  {:>5}  {} -> {}", c.count, c.expected, c.got)?;
+            }
+        }
+        Ok(())
+    }
+}

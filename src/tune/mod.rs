@@ -1,0 +1,287 @@
+//! Offline tuning of routes files from labelled example queries.
+//!
+//! Two tools live here, both driven by a JSON-lines file of labelled queries, one object a line:
+//! `{"query": "...", "agent": "<name>"}`, where `"agent": "none"` marks an out-of-scope query that
+//! no agent should take on the fast path:
+//!
+//! - [`mod@eval`] runs only the fast path of a catalogue over the examples and reports coverage,
+//!   precision, per-agent figures, confusions, the share of queries left to the LLM and what those
+//!   calls would cost ([`eval::evaluate`], the `eval` command);
+//! - [`mod@mine`] learns discriminative keywords and phrases per agent from the examples and writes a
+//!   complete routes file, with fast-path thresholds chosen by cross-validation on the examples
+//!   themselves ([`mine::mine`], the `keywords` command).
+//!
+//! Nothing here touches the network.
+
+pub mod eval;
+pub mod mine;
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::catalogue::{CatalogueError, MAX_AGENT_NAME_LEN, valid_agent_name};
+
+pub use eval::{EvalOptions, EvalReport, evaluate};
+pub use mine::{MineOptions, Mined, mine};
+
+/// The label that marks an out-of-scope example (compared case-insensitively, after trimming).
+pub const OUT_OF_SCOPE_LABEL: &str = "none";
+
+/// One labelled example query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Example {
+    /// The query text, as written.
+    pub query: String,
+    /// The agent that should take it, or `None` for an out-of-scope query (label `none`).
+    pub agent: Option<String>,
+}
+
+impl Example {
+    /// An in-scope example for `agent`.
+    pub fn new(query: impl Into<String>, agent: impl Into<String>) -> Example {
+        Example {
+            query: query.into(),
+            agent: Some(agent.into()),
+        }
+    }
+
+    /// An out-of-scope example.
+    pub fn out_of_scope(query: impl Into<String>) -> Example {
+        Example {
+            query: query.into(),
+            agent: None,
+        }
+    }
+}
+
+/// Why a tuning command failed. Every message names the file (and line) to look at.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TuneError {
+    /// A file could not be read or written.
+    #[error("cannot {action} {path}: {message}")]
+    Io {
+        /// `read` or `write`.
+        action: &'static str,
+        /// The path that was tried.
+        path: String,
+        /// The operating system's reason.
+        message: String,
+    },
+    /// A line of a labelled-data file is not a valid example.
+    #[error("{path}:{line}: {message}")]
+    BadLine {
+        /// The file.
+        path: String,
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The labelled-data file holds no examples at all.
+    #[error("{path}: no labelled examples found")]
+    NoExamples {
+        /// The file.
+        path: String,
+    },
+    /// The data has no in-scope example, so there is nothing to mine.
+    #[error("{path}: every example is labelled {OUT_OF_SCOPE_LABEL:?}; nothing to mine")]
+    NoInScope {
+        /// The file.
+        path: String,
+    },
+    /// Two labels map to the same agent name.
+    #[error("{path}: labels {first:?} and {second:?} both become agent name {name:?}")]
+    LabelClash {
+        /// The file.
+        path: String,
+        /// The first label.
+        first: String,
+        /// The second label.
+        second: String,
+        /// The agent name both map to.
+        name: String,
+    },
+    /// An option is out of range.
+    #[error("invalid option: {0}")]
+    Option(String),
+    /// The routes file (given or mined) is not valid.
+    #[error("routes file {path}: {source}")]
+    Catalogue {
+        /// Where the catalogue came from.
+        path: String,
+        /// The validation error.
+        source: CatalogueError,
+    },
+}
+
+#[derive(Deserialize)]
+struct RawExample {
+    query: String,
+    agent: String,
+}
+
+/// Parses labelled JSON-lines text; `path` is used in error messages only. Blank lines are
+/// skipped; any other line must be an object with string fields `query` and `agent` (extra fields
+/// are ignored).
+pub fn parse_examples(text: &str, path: &str) -> Result<Vec<Example>, TuneError> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line_no = i + 1;
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let bad = |message: String| TuneError::BadLine {
+            path: path.to_owned(),
+            line: line_no,
+            message,
+        };
+        let raw: RawExample = serde_json::from_str(line).map_err(|e| {
+            bad(format!(
+                "not a {{\"query\": ..., \"agent\": ...}} object: {e}"
+            ))
+        })?;
+        let label = raw.agent.trim();
+        if label.is_empty() {
+            return Err(bad("the \"agent\" label is empty".to_owned()));
+        }
+        out.push(Example {
+            query: raw.query,
+            agent: if label.eq_ignore_ascii_case(OUT_OF_SCOPE_LABEL) {
+                None
+            } else {
+                Some(label.to_owned())
+            },
+        });
+    }
+    if out.is_empty() {
+        return Err(TuneError::NoExamples {
+            path: path.to_owned(),
+        });
+    }
+    Ok(out)
+}
+
+/// Reads and parses a labelled JSON-lines file (see [`parse_examples`]).
+pub fn load_examples(path: &Path) -> Result<Vec<Example>, TuneError> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| TuneError::Io {
+        action: "read",
+        path: shown.clone(),
+        message: e.to_string(),
+    })?;
+    parse_examples(&text, &shown)
+}
+
+/// A finite, non-negative number given on the command line (a price, a precision), compared
+/// bit for bit so that parsed commands can be `Eq`.
+#[derive(Debug, Clone, Copy)]
+pub struct Number(pub f64);
+
+impl PartialEq for Number {
+    fn eq(&self, other: &Number) -> bool {
+        self.0.to_bits() == other.0.to_bits()
+    }
+}
+
+impl Eq for Number {}
+
+impl std::str::FromStr for Number {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Number, String> {
+        match s.trim().parse::<f64>() {
+            Ok(v) if v.is_finite() && v >= 0.0 => Ok(Number(v)),
+            _ => Err(format!("{s:?} is not a finite number >= 0")),
+        }
+    }
+}
+
+/// The agent name a label stands for: the label itself when it is a valid agent name, else the
+/// label lower-cased with every character outside `a-z 0-9 - _` replaced by `_` (and cut to
+/// [`MAX_AGENT_NAME_LEN`] bytes). Both commands use it, so a mined file evaluates cleanly on the
+/// data it came from.
+pub fn agent_name_for_label(label: &str) -> String {
+    if valid_agent_name(label) {
+        return label.to_owned();
+    }
+    let mut name: String = label
+        .trim()
+        .chars()
+        .flat_map(char::to_lowercase)
+        .map(|c| {
+            if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    name.truncate(MAX_AGENT_NAME_LEN);
+    if name.is_empty() {
+        name.push('_');
+    }
+    name
+}
+
+/// The `eval` command: evaluates the routes file at `routes` on the labelled file at `data` and
+/// returns what to print on stdout (the text report, or one JSON object when `json`) and the
+/// warnings for stderr.
+pub fn eval_command(
+    routes: &Path,
+    data: &Path,
+    json: bool,
+    options: &EvalOptions,
+) -> Result<(String, Vec<String>), TuneError> {
+    let catalogue =
+        crate::catalogue::Catalogue::from_path(routes).map_err(|source| match source {
+            CatalogueError::Read { path, message } => TuneError::Io {
+                action: "read",
+                path,
+                message,
+            },
+            source => TuneError::Catalogue {
+                path: routes.display().to_string(),
+                source,
+            },
+        })?;
+    let examples = load_examples(data)?;
+    let report = evaluate(&catalogue, &examples, options)?;
+    let mut warnings = Vec::new();
+    if json {
+        if !report.unknown_labels.is_empty() {
+            let labels: Vec<&str> = report.unknown_labels.keys().map(String::as_str).collect();
+            warnings.push(format!(
+                "warning: labels that name no agent of {} (counted as misses): {}",
+                routes.display(),
+                labels.join(", ")
+            ));
+        }
+        let text = serde_json::to_string(&report).map_err(|e| TuneError::Option(e.to_string()))?;
+        Ok((text + "\n", warnings))
+    } else {
+        Ok((report.to_text(), warnings))
+    }
+}
+
+/// The `keywords` command: mines a routes file from the labelled file at `data`. Returns the
+/// routes file's text (already checked to load with [`Catalogue::from_toml_str`]) and the report
+/// lines for stderr (hold-out figures and dropped collisions).
+///
+/// [`Catalogue::from_toml_str`]: crate::catalogue::Catalogue::from_toml_str
+pub fn keywords_command(
+    data: &Path,
+    options: &MineOptions,
+) -> Result<(String, Vec<String>), TuneError> {
+    let examples = load_examples(data)?;
+    let source = data.display().to_string();
+    let mined = mine(&examples, options, &source)?;
+    let toml = mine::render(&mined, &examples, options);
+    crate::catalogue::Catalogue::from_toml_str(&toml).map_err(|source| TuneError::Catalogue {
+        path: format!("mined from {}", data.display()),
+        source,
+    })?;
+    Ok((toml, mine::report_lines(&mined, &examples)))
+}

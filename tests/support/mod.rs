@@ -1,0 +1,101 @@
+//! Shared loopback test doubles for AWS services, reached through the SDK's endpoint override.
+
+#![allow(dead_code)] // each test binary uses part of this module
+
+pub mod bedrock_double;
+pub mod lambda_double;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+
+/// A request a double received.
+#[derive(Debug, Clone)]
+pub struct Received {
+    /// The URL path (path parameters percent-encoded).
+    pub path: String,
+    /// The raw body.
+    pub body: Bytes,
+    /// Whether it carried a SigV4 `authorization` header.
+    pub signed: bool,
+}
+
+/// What a double's handler returns: a response, or `None` to drop the connection unanswered.
+pub type Answer = Option<hyper::Response<Full<Bytes>>>;
+
+/// Serves `handler` on a fresh loopback port until the test's runtime ends; returns the base URL.
+pub async fn serve<F, Fut>(handler: F) -> String
+where
+    F: Fn(Received) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Answer> + Send + 'static,
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let handler = Arc::new(handler);
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let handler = handler.clone();
+            tokio::spawn(async move {
+                let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let handler = handler.clone();
+                    async move {
+                        let path = req.uri().path().to_owned();
+                        let signed = req.headers().contains_key("authorization");
+                        let body = req
+                            .into_body()
+                            .collect()
+                            .await
+                            .map_err(std::io::Error::other)?
+                            .to_bytes();
+                        handler(Received { path, body, signed })
+                            .await
+                            .ok_or_else(|| {
+                                std::io::Error::other("connection dropped by the double")
+                            })
+                    }
+                });
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    url
+}
+
+/// A JSON response with extra headers.
+pub fn json(
+    status: u16,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> hyper::Response<Full<Bytes>> {
+    let mut b = hyper::Response::builder()
+        .status(status)
+        .header("content-type", "application/json");
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    b.body(Full::new(body.into())).unwrap()
+}
+
+/// An AWS JSON error: status, `x-amzn-ErrorType` and a message body.
+pub fn aws_error(
+    status: u16,
+    kind: &str,
+    extra_headers: &[(&str, &str)],
+) -> hyper::Response<Full<Bytes>> {
+    let kind_header = format!("{kind}:http://internal.amazon.com/coral/com.amazonaws/");
+    let mut headers = vec![("x-amzn-errortype", kind_header.as_str())];
+    headers.extend_from_slice(extra_headers);
+    let body =
+        serde_json::json!({"message": format!("{kind} from the test double"), "Type": "User"});
+    json(status, &headers, body.to_string())
+}
