@@ -7,6 +7,9 @@ use lambda_http::{Body, Request, RequestExt, service_fn};
 
 use crate::api::{Api, ApiRequest};
 
+/// 2001-09-09 in epoch milliseconds: invocation deadlines below this are not timestamps.
+const PLAUSIBLE_EPOCH_MS: u64 = 1_000_000_000_000;
+
 /// Runs the Lambda runtime until the process is stopped. Needs `AWS_LAMBDA_RUNTIME_API`.
 pub async fn run(api: Arc<Api>) -> Result<(), lambda_http::Error> {
     lambda_http::run(service_fn(move |event: Request| {
@@ -26,15 +29,23 @@ pub fn to_api_request(event: Request) -> ApiRequest {
         .map(|c| c.request_id.clone())
         .filter(|id| !id.is_empty())
         .unwrap_or_else(|| "unknown".to_owned());
-    // Time left in the invocation: zero once the deadline has passed; none if no deadline is set.
+    // Time left in the invocation: zero once the deadline has passed. Lambda sends the deadline in
+    // epoch milliseconds; a value before 2001 is not one (some emulators send the timeout as a
+    // duration, e.g. 600000), so it is treated as no deadline rather than as long expired.
     let remaining = event
         .lambda_context_ref()
-        .filter(|c| c.deadline > 0)
+        .filter(|c| c.deadline >= PLAUSIBLE_EPOCH_MS)
         .map(|c| {
             c.deadline()
                 .duration_since(std::time::SystemTime::now())
                 .unwrap_or(std::time::Duration::ZERO)
         });
+    tracing::debug!(
+        request_id,
+        deadline_ms = event.lambda_context_ref().map(|c| c.deadline),
+        remaining_ms = remaining.map(|r| r.as_millis() as u64),
+        "invocation"
+    );
     let query = event
         .query_string_parameters_ref()
         .map(|m| {
@@ -98,6 +109,8 @@ mod tests {
             Some(Duration::ZERO)
         );
         assert_eq!(to_api_request(event_with_deadline(0)).remaining, None);
+        // cargo lambda watch sends the timeout (600000 ms) instead of an epoch deadline.
+        assert_eq!(to_api_request(event_with_deadline(600_000)).remaining, None);
         assert_eq!(to_api_request(event_with_deadline(0)).request_id, "req-7");
     }
 }

@@ -9,6 +9,7 @@
 use std::time::Duration;
 
 use aws_sdk_lambda::Client;
+use aws_sdk_lambda::config::http::HttpResponse;
 use aws_sdk_lambda::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_lambda::operation::invoke::InvokeError as SdkInvokeError;
 use aws_sdk_lambda::primitives::Blob;
@@ -77,8 +78,21 @@ impl Invoker for LambdaInvoker {
                 .invocation_type(InvocationType::RequestResponse)
                 .payload(Blob::new(payload))
                 .send()
-                .await
-                .map_err(map_error)?;
+                .await;
+            let output = match output {
+                Ok(o) => o,
+                // Real Lambda reports a function error as 200 + X-Amz-Function-Error; some
+                // emulators (cargo lambda watch) answer 500 with the same error body instead.
+                Err(err) => match function_error_body(&err) {
+                    Some(payload) => {
+                        return Ok(Invocation {
+                            payload,
+                            function_error: Some("Unhandled".into()),
+                        });
+                    }
+                    None => return Err(map_error(err)),
+                },
+            };
             Ok(Invocation {
                 payload: output
                     .payload()
@@ -88,6 +102,20 @@ impl Invoker for LambdaInvoker {
             })
         })
     }
+}
+
+/// The body of an error response shaped like a function error (`{"errorMessage": ...}`).
+fn function_error_body(err: &SdkError<SdkInvokeError, HttpResponse>) -> Option<Vec<u8>> {
+    let SdkError::ServiceError(se) = err else {
+        return None;
+    };
+    if se.err().code().is_some_and(|c| c != "Unknown") {
+        return None;
+    }
+    let bytes = se.raw().body().bytes()?;
+    let value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    value.get("errorMessage")?.as_str()?;
+    Some(bytes.to_vec())
 }
 
 fn map_error<R: std::fmt::Debug>(err: SdkError<SdkInvokeError, R>) -> InvokeError {

@@ -10,7 +10,8 @@ use super::{Answer, Received, aws_error, json, serve};
 
 /// The running double. Function names it knows:
 /// `echo-*` answers `{"echo": <payload>}`; `text-agent` answers plain text; `failing-agent` raises
-/// an unhandled error; `handled-agent` a handled one; `slow-agent` answers after 30 s;
+/// an unhandled error; `emulated-failing-agent` one the way `cargo lambda watch` reports it (500
+/// with the error body); `handled-agent` a handled one; `slow-agent` answers after 30 s;
 /// `throttled-agent` gets 429 with `Retry-After: 7`; `forbidden-agent` 403; anything else 404.
 pub struct LambdaDouble {
     /// `http://127.0.0.1:port`, for `AWS_ENDPOINT_URL_LAMBDA` or `endpoint_url`.
@@ -69,6 +70,11 @@ async fn invoke(req: Received) -> Answer {
             200,
             &[("x-amz-function-error", "Unhandled")],
             r#"{"errorMessage":"agent crashed: index out of range","errorType":"PanicError"}"#,
+        ),
+        "emulated-failing-agent" => json(
+            500,
+            &[],
+            r#"{"errorType":"Box<dyn Error>","errorMessage":"asked to fail"}"#,
         ),
         "handled-agent" => json(
             200,
