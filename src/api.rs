@@ -218,6 +218,8 @@ impl Api {
                 "answered"
             ),
         }
+        let status = response.status().as_u16();
+        crate::metrics::record(decision.as_ref(), status, total_us, &req.request_id);
         response
     }
 

@@ -23,6 +23,7 @@ pub mod fastpath;
 pub mod lambda;
 pub mod lambda_invoker;
 pub mod llm;
+pub mod metrics;
 pub mod normalize;
 pub mod router;
 pub mod server;
