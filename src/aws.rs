@@ -92,6 +92,41 @@ pub async fn load(
     config
 }
 
+/// An SDK client created on first use from [`load`]ed configuration, then shared.
+#[derive(Debug)]
+pub struct LazyClient<C> {
+    settings: AwsSettings,
+    operation_timeout: Duration,
+    purpose: &'static str,
+    cell: tokio::sync::OnceCell<C>,
+}
+
+impl<C> LazyClient<C> {
+    /// A client for `purpose` (logged) whose configuration loads on the first [`LazyClient::get`].
+    pub fn new(settings: AwsSettings, operation_timeout: Duration, purpose: &'static str) -> Self {
+        LazyClient {
+            settings,
+            operation_timeout,
+            purpose,
+            cell: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// The client, building it with `make` on the first call.
+    pub async fn get(&self, make: fn(&SdkConfig) -> C) -> &C {
+        self.cell
+            .get_or_init(|| async {
+                make(&load(&self.settings, self.operation_timeout, self.purpose).await)
+            })
+            .await
+    }
+
+    /// Whether the client exists yet.
+    pub fn is_initialised(&self) -> bool {
+        self.cell.initialized()
+    }
+}
+
 /// An error and its sources, joined with `: `, for messages that must say what went wrong.
 pub fn error_chain(err: &dyn std::error::Error) -> String {
     let mut out = err.to_string();

@@ -1,6 +1,6 @@
 //! The Bedrock adapter for the [`Classifier`] port: one `Converse` call per classification.
 //!
-//! The AWS configuration and client are created on the first call (a tokio `OnceCell`) and reused
+//! The AWS configuration and client are created on the first call ([`crate::aws::LazyClient`]) and reused
 //! by every later call, so a process that only serves fast-path queries never loads AWS config.
 //! Retries: at most 2 attempts with a short back-off, in the SDK's standard mode by default.
 //! The SDK's adaptive mode is available (`ROUTER_LLM_RETRY_MODE=adaptive`) but not the default:
@@ -16,9 +16,8 @@ use aws_sdk_bedrockruntime::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_bedrockruntime::types::{
     ContentBlock, ConversationRole, InferenceConfiguration, Message, SystemContentBlock,
 };
-use tokio::sync::OnceCell;
 
-use crate::aws::{AwsSettings, error_chain};
+use crate::aws::{AwsSettings, LazyClient, error_chain};
 use crate::llm::{Classifier, ClassifyFuture, LlmAnswer, LlmError, Usage};
 
 /// Default model: Claude Haiku 4.5 through its US cross-region inference profile.
@@ -53,35 +52,20 @@ impl Default for BedrockSettings {
 #[derive(Debug)]
 pub struct BedrockClassifier {
     settings: BedrockSettings,
-    /// The operation timeout given to the SDK (the tier's deadline).
-    operation_timeout: Duration,
-    client: OnceCell<Client>,
+    client: LazyClient<Client>,
 }
 
 impl BedrockClassifier {
     /// An adapter whose SDK client will be built on first use; `operation_timeout` bounds one
     /// classification, retries included.
     pub fn new(settings: BedrockSettings, operation_timeout: Duration) -> Self {
-        BedrockClassifier {
-            settings,
-            operation_timeout,
-            client: OnceCell::new(),
-        }
+        let client = LazyClient::new(settings.aws.clone(), operation_timeout, "llm");
+        BedrockClassifier { settings, client }
     }
 
     /// Whether the SDK client has been created yet (false until the first LLM call).
     pub fn is_initialised(&self) -> bool {
-        self.client.initialized()
-    }
-
-    async fn client(&self) -> &Client {
-        self.client
-            .get_or_init(|| async {
-                let config =
-                    crate::aws::load(&self.settings.aws, self.operation_timeout, "llm").await;
-                Client::new(&config)
-            })
-            .await
+        self.client.is_initialised()
     }
 
     async fn converse(&self, system_prompt: &str, query: &str) -> Result<LlmAnswer, LlmError> {
@@ -96,7 +80,8 @@ impl BedrockClassifier {
             .build()
             .map_err(|e| LlmError::Service(format!("cannot build the request: {e}")))?;
         let output = self
-            .client()
+            .client
+            .get(Client::new)
             .await
             .converse()
             .model_id(&s.model_id)

@@ -51,6 +51,24 @@ pub struct Scan {
     pub scores: Vec<f32>,
 }
 
+impl Scan {
+    /// The best agent's index and score, and the runner-up's score (all 0 when nothing matched;
+    /// on a tie the first agent in file order leads, and the runner-up has the same score).
+    pub fn leaders(&self) -> (usize, f32, f32) {
+        let (mut best, mut best_score, mut runner_up) = (0usize, 0.0f32, 0.0f32);
+        for (i, &s) in self.scores.iter().enumerate() {
+            if s > best_score {
+                runner_up = best_score;
+                best_score = s;
+                best = i;
+            } else if s > runner_up {
+                runner_up = s;
+            }
+        }
+        (best, best_score, runner_up)
+    }
+}
+
 /// The fast path's verdict on a query.
 #[derive(Debug, Clone, PartialEq)]
 pub enum FastOutcome {
@@ -172,16 +190,7 @@ impl FastPath {
 
     /// Applies the margin rule to a scan.
     pub fn judge(&self, scan: &Scan) -> FastOutcome {
-        let (mut best, mut best_score, mut runner_up) = (0usize, 0.0f32, 0.0f32);
-        for (i, &s) in scan.scores.iter().enumerate() {
-            if s > best_score {
-                runner_up = best_score;
-                best_score = s;
-                best = i;
-            } else if s > runner_up {
-                runner_up = s;
-            }
-        }
+        let (best, best_score, runner_up) = scan.leaders();
         let unrouted = |why| FastOutcome::Unrouted {
             why,
             best: best_score,

@@ -1,6 +1,6 @@
 //! The Lambda adapter for the [`Invoker`] port: a synchronous (`RequestResponse`) `Invoke`.
 //!
-//! The SDK client is created on the first dispatch (a tokio `OnceCell`) and reused. Retries are
+//! The SDK client is created on the first dispatch ([`crate::aws::LazyClient`]) and reused. Retries are
 //! off by default (one attempt): an agent is not assumed to be idempotent, and a throttle is
 //! passed back to the caller as 503 with `Retry-After` rather than retried blindly. The endpoint
 //! can be overridden with `AWS_ENDPOINT_URL_LAMBDA` (e.g. `cargo lambda watch`'s invoke endpoint)
@@ -14,17 +14,14 @@ use aws_sdk_lambda::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_lambda::operation::invoke::InvokeError as SdkInvokeError;
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::InvocationType;
-use tokio::sync::OnceCell;
 
-use crate::aws::{AwsSettings, error_chain};
+use crate::aws::{AwsSettings, LazyClient, error_chain};
 use crate::dispatch::{Invocation, InvokeError, InvokeFuture, Invoker};
 
 /// An [`Invoker`] that calls AWS Lambda.
 #[derive(Debug)]
 pub struct LambdaInvoker {
-    settings: AwsSettings,
-    operation_timeout: Duration,
-    client: OnceCell<Client>,
+    client: LazyClient<Client>,
 }
 
 impl LambdaInvoker {
@@ -32,9 +29,7 @@ impl LambdaInvoker {
     /// may take (the per-agent timeout).
     pub fn new(settings: AwsSettings, operation_timeout: Duration) -> Self {
         LambdaInvoker {
-            settings,
-            operation_timeout,
-            client: OnceCell::new(),
+            client: LazyClient::new(settings, operation_timeout, "dispatch"),
         }
     }
 
@@ -48,17 +43,7 @@ impl LambdaInvoker {
 
     /// Whether the SDK client exists yet (false until the first dispatch).
     pub fn is_initialised(&self) -> bool {
-        self.client.initialized()
-    }
-
-    async fn client(&self) -> &Client {
-        self.client
-            .get_or_init(|| async {
-                let config =
-                    crate::aws::load(&self.settings, self.operation_timeout, "dispatch").await;
-                Client::new(&config)
-            })
-            .await
+        self.client.is_initialised()
     }
 }
 
@@ -71,7 +56,8 @@ impl Invoker for LambdaInvoker {
     ) -> InvokeFuture<'a> {
         Box::pin(async move {
             let output = self
-                .client()
+                .client
+                .get(Client::new)
                 .await
                 .invoke()
                 .function_name(target)
