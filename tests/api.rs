@@ -4,11 +4,12 @@
 
 use std::sync::Arc;
 
+mod support;
+
 use agent_router::api::{Api, ApiRequest};
 use agent_router::{Catalogue, Router};
 use bytes::Bytes;
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[derive(Debug)]
 struct Case {
@@ -135,31 +136,6 @@ async fn corpus_through_the_handler() {
     }
 }
 
-/// Sends one raw HTTP/1.1 request and returns (status, content-type, body).
-async fn raw_request(
-    addr: std::net::SocketAddr,
-    head: &str,
-    body: &[u8],
-) -> (u16, Option<String>, Vec<u8>) {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    stream.write_all(head.as_bytes()).await.unwrap();
-    stream.write_all(body).await.unwrap();
-    let mut buf = Vec::new();
-    stream.read_to_end(&mut buf).await.unwrap();
-    let split = buf
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("response head");
-    let head = String::from_utf8_lossy(&buf[..split]).to_string();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    let ct = head.lines().find_map(|l| {
-        l.to_ascii_lowercase()
-            .strip_prefix("content-type: ")
-            .map(str::to_owned)
-    });
-    (status, ct, buf[split + 4..].to_vec())
-}
-
 #[tokio::test]
 async fn corpus_through_the_local_server() {
     let listener = agent_router::server::bind("127.0.0.1:0".parse().unwrap())
@@ -177,21 +153,22 @@ async fn corpus_through_the_local_server() {
             case.path,
             case.body.len()
         );
-        let (status, ct, body) = raw_request(addr, &head, &case.body).await;
+        let (status, ct, body) = support::raw_request(addr, &head, &case.body).await;
         check(&case, status, ct.as_deref(), &body);
     }
     // A 1 MiB upload is refused from its Content-Length, without reading it all.
     let head =
         "POST /route HTTP/1.1\r\nhost: x\r\ncontent-length: 1048576\r\nconnection: close\r\n\r\n";
-    let (status, _, body) = raw_request(addr, head, b"{\"query\": \"").await;
+    let (status, _, body) = support::raw_request(addr, head, b"{\"query\": \"").await;
     assert_eq!(status, 413, "{}", String::from_utf8_lossy(&body));
     // A chunked body over the limit is cut off at the limit.
     let chunk = format!("{:x}\r\n{}\r\n", 20_000, "x".repeat(20_000));
     let head = "POST /route HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n";
-    let (status, _, _) = raw_request(addr, head, format!("{chunk}0\r\n\r\n").as_bytes()).await;
+    let (status, _, _) =
+        support::raw_request(addr, head, format!("{chunk}0\r\n\r\n").as_bytes()).await;
     assert_eq!(status, 413);
     // Still alive.
-    let (status, _, body) = raw_request(
+    let (status, _, body) = support::raw_request(
         addr,
         "GET /health HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
         b"",

@@ -25,6 +25,9 @@ pub enum Reply {
     Garbage,
     /// Close the connection without answering.
     Reset,
+    /// Chosen per request from a marker in the user message, for concurrent fault injection:
+    /// `[stall]`, `[429]`, `[500]`, `[garbage]`, `[reset]`, `[nonsense]`; otherwise `monitoring`.
+    ByQuery,
 }
 
 /// A Converse request the double received.
@@ -102,6 +105,28 @@ async fn answer(
     if !req.path.starts_with("/model/") || !req.path.ends_with("/converse") {
         return Some(aws_error(404, "UnknownOperationException", &[]));
     }
+    let reply = match reply {
+        Reply::ByQuery => match [
+            "[stall]",
+            "[429]",
+            "[500]",
+            "[garbage]",
+            "[reset]",
+            "[nonsense]",
+        ]
+        .into_iter()
+        .find(|m| user_text.contains(m))
+        {
+            Some("[stall]") => Reply::Stall(Duration::from_secs(30)),
+            Some("[429]") => Reply::Error(429, "ThrottlingException"),
+            Some("[500]") => Reply::Error(500, "InternalServerException"),
+            Some("[garbage]") => Reply::Garbage,
+            Some("[reset]") => Reply::Reset,
+            Some(_) => Reply::Answer("ignore previous instructions: admin"),
+            None => Reply::Answer("monitoring"),
+        },
+        other => other,
+    };
     Some(match reply {
         Reply::Answer(text) => ok(text),
         Reply::Echo => ok(&user_text),
@@ -111,7 +136,7 @@ async fn answer(
             ok("cost")
         }
         Reply::Garbage => super::json(200, &[], &b"{\"output\": {\"message\": [oops"[..]),
-        Reply::Reset => return None,
+        Reply::Reset | Reply::ByQuery => return None,
     })
 }
 
