@@ -337,6 +337,31 @@ fn mined_file_from_small_data_is_valid_and_deterministic() {
 }
 
 #[test]
+fn phrases_of_stop_words_can_be_keywords_but_single_stop_words_never() {
+    let mut data = Vec::new();
+    for who in ["anna", "ben", "carl", "dora", "emil", "fay"] {
+        data.push(Example::new(format!("how are you {who}"), "chat"));
+        data.push(Example::new(format!("{who} what is my balance"), "bank"));
+        data.push(Example::new(format!("is my balance low {who}"), "bank"));
+    }
+    let mined = mine(&data, &MineOptions::default(), "phrases").expect("mine");
+    let words = |agent: &str| -> Vec<String> {
+        let a = mined.catalogue.agent(agent).unwrap();
+        a.keywords.iter().map(|k| k.text.clone()).collect()
+    };
+    let chat = words("chat");
+    let stop = agent_router::tune::mine::STOP_WORDS;
+    assert!(
+        chat.iter()
+            .any(|k| k.contains(' ') && k.split(' ').all(|w| stop.contains(&w))),
+        "a phrase of stop words should speak for chat: {chat:?}"
+    );
+    for k in chat.iter().chain(&words("bank")) {
+        assert!(!stop.contains(&k.as_str()), "lone stop word {k:?}");
+    }
+}
+
+#[test]
 fn mining_rejects_bad_input() {
     let only_oos = vec![Example::out_of_scope("a"), Example::out_of_scope("b")];
     assert!(matches!(
@@ -398,11 +423,14 @@ fn clinc_mined() -> &'static (Mined, String) {
     })
 }
 
-/// Coverage the method reaches on CLINC150 val (71.5 % with the defaults). The brief's 85 % is
-/// above what even an unconstrained logistic regression over the admissible n-grams (no n-gram
-/// made only of stop words) reaches at 99 % precision with its best threshold on val (~83 %),
-/// so the test pins the achieved figure with some room instead.
-const CLINC_MIN_COVERAGE: f64 = 0.70;
+/// Coverage the method reaches on CLINC150 val: 77.1 % (precision 99.18 %, out of scope taken
+/// 10 %) with the defaults. The 85 % is out of reach of the fast path's scoring model
+/// (each keyword on one agent, overlaps resolved leftmost-longest): a multinomial logistic
+/// regression over all 1-3-word n-grams, with no such restrictions and its threshold chosen on
+/// val itself, reaches 84-85.6 %; the same n-grams restricted to one agent each and scored
+/// leftmost-longest reach about 78 % with the best thresholds on val. The floor leaves about a
+/// point of room.
+const CLINC_MIN_COVERAGE: f64 = 0.76;
 
 #[test]
 fn clinc_keywords_generalise_to_val() {

@@ -1,46 +1,52 @@
 //! Mining a routes file from labelled queries (the `keywords` command).
 //!
-//! The method, in order:
+//! The fast path scores an agent by the sum of the weights of its keywords found in a query, with
+//! overlapping matches resolved leftmost-longest, each keyword on one agent only. The miner fits
+//! exactly that model to the examples. The method, in order:
 //!
 //! 1. **Tokens and n-grams.** Each query is normalised like the fast path does it
 //!    ([`crate::normalize`]) and cut into words (runs of letters, digits and `_`). Candidate
 //!    keywords are the 1- to 3-word n-grams whose words are separated by exactly one space, so a
-//!    phrase matches the query exactly as the fast path will see it. A general list of English
-//!    function words ([`STOP_WORDS`]) is never a keyword on its own, and an n-gram made only of
-//!    them is never a keyword either (it is only used as a back-off parent, see 3). Each n-gram
-//!    counts once per query.
+//!    phrase matches the query exactly as the fast path will see it. Each n-gram counts once per
+//!    query. A general list of English function words ([`STOP_WORDS`]) is never a keyword on its
+//!    own; phrases made only of them ("how are you", "what is my") may be.
 //! 2. **Negative evidence.** Out-of-scope examples (label `none`) form one more class, weighted
-//!    so that together they weigh as much as an average agent's examples: an n-gram seen out of
-//!    scope loses precision towards every agent, and is dropped when it falls below
-//!    [`KEEP_PRECISION`].
-//! 3. **Smoothed precision with back-off.** For each n-gram and agent `a`,
-//!    `p_a = (count_a + S * parent_a) / (weighted_total + S)` with `S =` [`SMOOTHING`], where the
-//!    parent of a word is `a`'s share of the examples and the parent of a longer n-gram is the
-//!    better of its two (n-1)-word parts' `p_a`. A rare n-gram thus inherits what its parts say
-//!    instead of claiming certainty from three examples, and a frequent one speaks for itself.
-//! 4. **Keywords and weights.** An n-gram becomes a keyword of its most frequent agent when that
-//!    agent has it at least `min_support` times and `p >=` [`KEEP_PRECISION`]. Its weight is the
-//!    log-odds `ln(p / (1 - p))`, capped at the log-odds of
-//!    `min(min_precision,` [`MAX_KEYWORD_PRECISION`]`)`, so several keywords add their evidence
-//!    and no single n-gram claims more certainty than the fast path is asked for. N-grams with
-//!    support in two classes but no clear owner are dropped and reported as collisions.
-//! 5. **Longer n-grams earn their place.** The fast path matches leftmost-longest, so a phrase
-//!    replaces its parts' evidence. A 2- or 3-word n-gram is kept only when its log-odds beat
-//!    every shorter keyword of the same agent inside it by [`LONGER_GAIN`].
-//! 6. **Thresholds by cross-validation.** The examples are split deterministically into
+//!    so that together they weigh as much as an average agent's examples.
+//! 3. **Candidates.** An n-gram is a candidate of the agent with the most examples containing it
+//!    when that agent has it at least `min_support` times. Because the fast path resolves
+//!    overlaps leftmost-longest, a phrase hides the words inside it and any keyword it overlaps:
+//!    a 2- or 3-word n-gram is only a candidate when its smoothed log-odds towards its agent,
+//!    `ln(p / (1 - p))` with `p = (count_a + 1) / (weighted_total + 2)`, beat those of every
+//!    shorter n-gram inside it (single stop words aside) by [`LONGER_GAIN`]. Rarely seen phrases
+//!    thus leave the evidence to their better-estimated parts.
+//! 4. **Weights by training.** The real [`FastPath`] scans every example with the candidates, so
+//!    the model sees the hits the router will see (overlaps resolved as in production). The
+//!    weights are then fitted as a multinomial logistic regression over the agents plus the
+//!    out-of-scope class (whose score is one learned constant), with each keyword's weight
+//!    non-negative and counting for its agent only, an L2 penalty of [`L2_PENALTY`], and
+//!    [`EPOCHS`] deterministic passes of AdaGrad stochastic gradient descent. Correlated keywords
+//!    thus share their evidence instead of adding it twice, and a keyword seen in several agents'
+//!    queries gets the weight that helps most. After the first of [`ROUNDS`] rounds a candidate
+//!    left at weight zero moves to the agent whose loss it would lower most (or is dropped), and
+//!    the candidates are scanned and fitted again. Weights at or below [`MIN_WEIGHT`] are
+//!    dropped; n-grams that two classes claim and that end without weight are reported as
+//!    collisions.
+//! 5. **Thresholds by cross-validation.** The examples are split deterministically into
 //!    [`MineOptions::folds`] folds by runs of consecutive examples (at most [`HOLDOUT_BLOCK`] in a
 //!    run: examples written together are often near-paraphrases and must not sit on both sides
-//!    of the split). For each fold, keywords are mined from the other folds and the real
+//!    of the split). For each fold, candidates and weights come from the other folds and the real
 //!    [`FastPath`] scores the held-out queries. Over all held-out scores, `margin` and
-//!    `min_score` are chosen on a [`THRESHOLD_STEP`] grid to maximise in-scope coverage subject
-//!    to the precision's lower confidence bound reaching [`MineOptions::min_precision`] and the
-//!    out-of-scope take rate's upper confidence bound staying within
-//!    [`MineOptions::max_oos_rate`] (when there are out-of-scope examples).
-//! 7. The final keywords are mined from all examples, and a route-only default agent (`general`,
-//!    or `general_default` when a label is already called `general`) takes what the fast path
-//!    leaves.
+//!    `min_score` are chosen on a [`THRESHOLD_STEP`] grid to maximise in-scope coverage while the
+//!    held-out precision keeps [`PRECISION_RESERVE`] of the error budget `1 - min_precision` in
+//!    reserve and the out-of-scope take rate stays within [`OOS_SHARE`] of
+//!    [`MineOptions::max_oos_rate`] (when there are out-of-scope examples: they are usually few
+//!    and written in clusters, so their held-out rate is both noisy and optimistic).
+//! 6. The final keywords are mined and trained from all examples, and a route-only default agent
+//!    (`general`, or `general_default` when a label is already called `general`) takes what the
+//!    fast path leaves.
 //!
-//! Everything is sorted before it is written, so the same input gives a byte-identical file.
+//! Training visits the examples in a fixed order and everything is sorted before it is written,
+//! so the same input gives a byte-identical file.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -51,7 +57,7 @@ use crate::fastpath::FastPath;
 use crate::normalize::{is_word_char, normalize_into};
 use crate::tune::{Example, TuneError, agent_name_for_label};
 
-/// English function words: never a keyword alone, and an n-gram made only of them is skipped.
+/// English function words: never a keyword alone (phrases made only of them may be).
 /// A general list (pronouns, articles, auxiliaries, prepositions, conjunctions, contraction
 /// pieces), not derived from any data set.
 pub const STOP_WORDS: &[&str] = &[
@@ -298,19 +304,25 @@ pub const STOP_WORDS: &[&str] = &[
     "yourselves",
 ];
 
-/// Strength `S` of the back-off prior in `p_a = (count_a + S * parent_a) / (total + S)`.
-pub const SMOOTHING: f64 = 2.0;
+/// Log-odds a 2- or 3-word n-gram must gain over every shorter n-gram inside it to be a
+/// candidate (it hides them on the fast path).
+pub const LONGER_GAIN: f64 = 1.0;
 
-/// Smoothed precision an n-gram needs to become a keyword (log-odds weight above zero).
-pub const KEEP_PRECISION: f64 = 0.5;
+/// L2 penalty on keyword weights, relative to the average loss of one example.
+pub const L2_PENALTY: f64 = 3e-6;
 
-/// Log-odds a longer n-gram must add over each shorter keyword of the same agent inside it.
-pub const LONGER_GAIN: f64 = 0.1;
+/// Passes of stochastic gradient descent over the examples in each training round.
+pub const EPOCHS: usize = 10;
 
-/// Highest precision one keyword may claim: its log-odds weight is capped at the lower of this
-/// and [`MineOptions::min_precision`], so no single n-gram seen often in one agent outweighs
-/// everything else in a query.
-pub const MAX_KEYWORD_PRECISION: f64 = 0.999;
+/// AdaGrad's base step.
+pub const LEARNING_RATE: f64 = 0.5;
+
+/// Training rounds: after each but the last, candidates left at weight zero move to the agent
+/// that wants them most (or are dropped) and the candidates are fitted again.
+pub const ROUNDS: usize = 2;
+
+/// Trained weights at or below this are dropped (weights are written rounded to 0.01).
+pub const MIN_WEIGHT: f64 = 0.005;
 
 /// Longest run of consecutive examples kept in one cross-validation fold.
 pub const HOLDOUT_BLOCK: usize = 10;
@@ -321,16 +333,22 @@ pub const THRESHOLD_STEP: f32 = 0.05;
 /// Largest `margin` or `min_score` considered.
 pub const MAX_THRESHOLD: f32 = 10.0;
 
-/// One-sided z-score of the confidence bounds used when choosing thresholds (95 %).
-pub const CONFIDENCE_Z: f64 = 1.645;
+/// Share of the error budget `1 - min_precision` that the held-out precision must leave unused:
+/// held-out precision must reach `min_precision + PRECISION_RESERVE * (1 - min_precision)`
+/// (99.25 % for 99 %), a margin for new data and for the choice among many thresholds.
+pub const PRECISION_RESERVE: f64 = 0.25;
+
+/// Share of [`MineOptions::max_oos_rate`] that the held-out out-of-scope take rate may use.
+pub const OOS_SHARE: f64 = 0.5;
 
 /// How the miner works; see the module documentation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MineOptions {
-    /// Precision the fast path must keep on the internal hold-out (lower confidence bound).
+    /// Precision the fast path must keep on new queries; the held-out precision must exceed it
+    /// by [`PRECISION_RESERVE`] of the error budget.
     pub min_precision: f64,
-    /// Share of out-of-scope examples the fast path may take on the internal hold-out (upper
-    /// confidence bound). Ignored when the data has no out-of-scope example.
+    /// Share of out-of-scope queries the fast path may take; the held-out rate must stay within
+    /// [`OOS_SHARE`] of it. Ignored when the data has no out-of-scope example.
     pub max_oos_rate: f64,
     /// Fewest examples of an agent that must contain an n-gram for it to become a keyword.
     pub min_support: usize,
@@ -352,13 +370,13 @@ impl Default for MineOptions {
     }
 }
 
-/// An n-gram dropped because two classes claim it.
+/// An n-gram that several classes claim and that training left without weight.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Collision {
     /// The n-gram, normalised.
     pub ngram: String,
     /// Every class that has it at least `min_support` times, with its count, most first
-    /// (`none` for out-of-scope examples, unweighted).
+    /// (`none` for out-of-scope examples, unweighted, listed when it has it at all).
     pub classes: Vec<(String, usize)>,
 }
 
@@ -381,7 +399,7 @@ pub struct Holdout {
 pub struct Mined {
     /// The mined catalogue (valid; render it with [`Catalogue::to_toml_string`]).
     pub catalogue: Catalogue,
-    /// N-grams dropped because two classes claim them, most frequent first.
+    /// N-grams several classes claim that training left without weight, most frequent first.
     pub collisions: Vec<Collision>,
     /// Cross-validated figures for the chosen thresholds.
     pub holdout: Holdout,
@@ -399,8 +417,8 @@ pub fn mine(examples: &[Example], options: &MineOptions, source: &str) -> Result
     let fold_of = |i: usize| (i / block) % folds;
     let mut scored: Vec<Scored> = Vec::with_capacity(examples.len());
     for fold in 0..folds {
-        let selection = corpus.select(options, |i| fold_of(i) != fold);
-        let catalogue = corpus.catalogue(&selection, FastPathSettings::default(), source)?;
+        let keywords = corpus.keywords(options, &|i| fold_of(i) != fold, source)?;
+        let catalogue = corpus.catalogue(&keywords, FastPathSettings::default(), source)?;
         let fast = FastPath::new(&catalogue).map_err(|e| catalogue_error(source, e))?;
         for (i, ex) in examples
             .iter()
@@ -408,16 +426,7 @@ pub fn mine(examples: &[Example], options: &MineOptions, source: &str) -> Result
             .filter(|(i, _)| fold_of(*i) == fold)
         {
             let scan = fast.scan(&ex.query);
-            let (mut best, mut best_score, mut runner_up) = (usize::MAX, 0.0f32, 0.0f32);
-            for (a, &s) in scan.scores.iter().enumerate() {
-                if s > best_score {
-                    runner_up = best_score;
-                    best_score = s;
-                    best = a;
-                } else if s > runner_up {
-                    runner_up = s;
-                }
-            }
+            let (best, best_score, runner_up) = scan.leaders();
             scored.push(Scored {
                 label: corpus.example_label[i],
                 best: if scan.hits.is_empty() {
@@ -431,11 +440,11 @@ pub fn mine(examples: &[Example], options: &MineOptions, source: &str) -> Result
         }
     }
     let (settings, holdout) = choose_thresholds(&scored, corpus.labels.len(), options);
-    let selection = corpus.select(options, |_| true);
-    let catalogue = corpus.catalogue(&selection, settings, source)?;
+    let keywords = corpus.keywords(options, &|_| true, source)?;
+    let catalogue = corpus.catalogue(&keywords, settings, source)?;
     Ok(Mined {
         catalogue,
-        collisions: selection.collisions,
+        collisions: corpus.collisions(&keywords, options),
         holdout,
     })
 }
@@ -456,8 +465,8 @@ pub fn render(mined: &Mined, examples: &[Example], options: &MineOptions) -> Str
         .sum();
     let mut out = format!(
         "# Mined by `agent-router keywords` from {} labelled examples ({} out of scope):\n\
-         # {} agents, {} keywords; 1-3 word n-grams, weight = log-odds of smoothed precision.\n\
-         # Thresholds chosen by {}-fold cross-validation for precision >= {} (lower bound){}:\n\
+         # {} agents, {} keywords; 1-3 word n-grams, weights fitted to the fast path's scoring.\n\
+         # Thresholds chosen by {}-fold cross-validation for precision >= {} (with a reserve){}:\n\
          # held-out coverage {:.2}%, precision {:.2}%, out of scope taken {:.2}%.\n\n",
         examples.len(),
         oos,
@@ -501,7 +510,7 @@ pub fn report_lines(mined: &Mined, examples: &[Example]) -> Vec<String> {
         lines.push(format!("  {:<24} {:>5} keywords", a.name, a.keywords.len()));
     }
     lines.push(format!(
-        "dropped {} collisions (n-grams claimed by two classes){}",
+        "dropped {} collisions (n-grams two classes claim, left without weight){}",
         mined.collisions.len(),
         if mined.collisions.len() > LISTED_COLLISIONS {
             format!(", the {LISTED_COLLISIONS} most frequent:")
@@ -570,7 +579,7 @@ struct Gram {
     key: GramKey,
     words: usize,
     text: String,
-    /// Made only of stop words: never a keyword, only a back-off parent of longer n-grams.
+    /// Made only of stop words (never a keyword when it is one word).
     stop_only: bool,
     /// Starts and ends with a word that is not a stop word (fit for a description).
     clean_edges: bool,
@@ -587,25 +596,21 @@ struct Corpus {
     grams: Vec<Gram>,
     gram_index: HashMap<GramKey, usize>,
     default_name: String,
+    /// The examples' queries, as written (scanned by the real fast path while training).
+    queries: Vec<String>,
 }
 
-/// One n-gram chosen as a keyword.
+/// One n-gram chosen as a candidate or keyword.
 #[derive(Debug, Clone, Copy)]
 struct KeptKeyword {
     /// Index into [`Corpus::grams`].
     gram: usize,
+    /// Trained weight (0 for a candidate not trained yet).
     weight: f32,
     /// Smoothed precision towards its agent.
     precision: f64,
     /// Examples of its agent that contain it.
     count: usize,
-}
-
-/// Keywords chosen from a subset of the examples.
-struct Selection {
-    /// Per agent, in n-gram order.
-    keywords: Vec<Vec<KeptKeyword>>,
-    collisions: Vec<Collision>,
 }
 
 fn is_stop_word(word: &str) -> bool {
@@ -753,11 +758,18 @@ impl Corpus {
             grams,
             gram_index,
             default_name,
+            queries: examples.iter().map(|e| e.query.clone()).collect(),
         })
     }
 
-    /// Chooses keywords from the examples `use_example` accepts.
-    fn select(&self, options: &MineOptions, use_example: impl Fn(usize) -> bool) -> Selection {
+    /// Candidates and trained weights from the examples `use_example` accepts: per agent, the
+    /// kept keywords in n-gram order.
+    fn keywords(
+        &self,
+        options: &MineOptions,
+        use_example: &dyn Fn(usize) -> bool,
+        source: &str,
+    ) -> Result<Vec<Vec<KeptKeyword>>, TuneError> {
         let k = self.labels.len();
         let mut class_size = vec![0usize; k + 1];
         for (i, &l) in self.example_label.iter().enumerate() {
@@ -766,149 +778,335 @@ impl Corpus {
             }
         }
         let in_scope: usize = class_size[..k].iter().sum();
-        let oos = class_size[k];
         // Out-of-scope examples together weigh like one average-sized agent's examples.
-        let oos_weight = if oos > 0 {
-            (in_scope as f64 / k as f64) / oos as f64
+        let oos_weight = if class_size[k] > 0 {
+            (in_scope as f64 / k as f64) / class_size[k] as f64
         } else {
             0.0
         };
-        let weighted_total = (in_scope as f64 + oos_weight * oos as f64).max(1.0);
-        let prior: Vec<f64> = class_size[..k]
-            .iter()
-            .map(|&n| n as f64 / weighted_total)
-            .collect();
-        let target = options.min_precision.min(MAX_KEYWORD_PRECISION);
-        let max_log_odds = (target / (1.0 - target)).ln();
+        let candidates = self.candidates(options, use_example, oos_weight);
+        self.train(candidates, use_example, oos_weight, source)
+    }
 
-        // Smoothed precision towards every agent, per n-gram (row-major, k per n-gram).
-        let mut dists: Vec<f64> = vec![0.0; self.grams.len() * k];
-        let mut parent = vec![0.0f64; k];
-        // Per n-gram: Some((agent, log-odds)) when it became a keyword.
-        let mut kept: Vec<Option<(usize, f64)>> = vec![None; self.grams.len()];
-        let mut keywords: Vec<Vec<KeptKeyword>> = vec![Vec::new(); k];
-        let mut collisions = Vec::new();
+    /// Examples of each class (`labels.len()` for out-of-scope) that contain n-gram `gram`.
+    fn class_counts(&self, gram: usize, use_example: &dyn Fn(usize) -> bool, out: &mut [usize]) {
+        out.iter_mut().for_each(|c| *c = 0);
+        for &e in &self.grams[gram].postings {
+            if use_example(e as usize) {
+                out[self.example_label[e as usize]] += 1;
+            }
+        }
+    }
+
+    /// Smoothed log-odds and precision of n-gram counts `counts` towards `agent`.
+    fn log_odds(counts: &[usize], agent: usize, oos_weight: f64) -> (f64, f64) {
+        let k = counts.len() - 1;
+        let total = counts[..k].iter().sum::<usize>() as f64 + oos_weight * counts[k] as f64;
+        let p = (counts[agent] as f64 + 1.0) / (total + 2.0);
+        ((p / (1.0 - p)).ln(), p)
+    }
+
+    /// The candidate keywords of each agent (weights not set yet), in n-gram order.
+    fn candidates(
+        &self,
+        options: &MineOptions,
+        use_example: &dyn Fn(usize) -> bool,
+        oos_weight: f64,
+    ) -> Vec<Vec<KeptKeyword>> {
+        let k = self.labels.len();
         let mut counts = vec![0usize; k + 1];
-        let min_support = options.min_support;
+        let mut sub_counts = vec![0usize; k + 1];
+        let mut out: Vec<Vec<KeptKeyword>> = vec![Vec::new(); k];
         for (gi, g) in self.grams.iter().enumerate() {
-            counts.iter_mut().for_each(|c| *c = 0);
-            for &e in &g.postings {
-                if use_example(e as usize) {
-                    counts[self.example_label[e as usize]] += 1;
-                }
+            if g.words == 1 && g.stop_only {
+                continue;
             }
-            let in_count: usize = counts[..k].iter().sum();
-            let total = in_count as f64 + oos_weight * counts[k] as f64;
-            // Back-off: an n-gram's precision shrinks towards the better of its two
-            // (n-1)-word parts (computed earlier: the n-grams are sorted by length), a word's
-            // towards the agents' shares of the examples.
-            parent.copy_from_slice(&prior);
-            if g.words > 1 {
-                let mut first = true;
-                for (from, to) in [(0, g.words - 1), (1, g.words)] {
-                    let mut sub = [NO_WORD; 3];
-                    sub[..to - from].copy_from_slice(&g.key[from..to]);
-                    if let Some(&si) = self.gram_index.get(&sub) {
-                        let sub_dist = &dists[si * k..(si + 1) * k];
-                        for (p, &d) in parent.iter_mut().zip(sub_dist) {
-                            *p = if first { d } else { p.max(d) };
-                        }
-                        first = false;
-                    }
-                }
-            }
-            for b in 0..k {
-                dists[gi * k + b] =
-                    (counts[b] as f64 + SMOOTHING * parent[b]) / (total + SMOOTHING);
-            }
-            if g.stop_only {
-                continue; // only a parent for longer n-grams
-            }
+            self.class_counts(gi, use_example, &mut counts);
             let (mut agent, mut top) = (0, 0);
             for (a, &c) in counts[..k].iter().enumerate() {
                 if c > top {
                     (agent, top) = (a, c);
                 }
             }
-            if top < min_support {
+            if top < options.min_support {
                 continue;
             }
-            let p = dists[gi * k + agent];
-            if p < KEEP_PRECISION {
-                let mut classes: Vec<(String, usize)> = counts
-                    .iter()
-                    .enumerate()
-                    .filter(|&(c, &n)| n >= min_support || (c == k && n > 0))
-                    .map(|(c, &n)| {
-                        let name = if c == k {
-                            super::OUT_OF_SCOPE_LABEL
-                        } else {
-                            &self.labels[c]
-                        };
-                        (name.to_owned(), n)
-                    })
-                    .collect();
-                if classes.len() >= 2 {
-                    classes.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-                    collisions.push(Collision {
-                        ngram: g.text.clone(),
-                        classes,
-                    });
+            let (log_odds, precision) = Corpus::log_odds(&counts, agent, oos_weight);
+            // A phrase hides what is inside it: it must say clearly more than every part.
+            let mut earns_place = true;
+            for from in 0..g.words {
+                for to in from + 1..=g.words {
+                    if to - from == g.words {
+                        continue;
+                    }
+                    let mut sub = [NO_WORD; 3];
+                    sub[..to - from].copy_from_slice(&g.key[from..to]);
+                    let Some(&si) = self.gram_index.get(&sub) else {
+                        continue;
+                    };
+                    if to - from == 1 && self.grams[si].stop_only {
+                        continue; // never a keyword, hides nothing
+                    }
+                    self.class_counts(si, use_example, &mut sub_counts);
+                    if log_odds < Corpus::log_odds(&sub_counts, agent, oos_weight).0 + LONGER_GAIN {
+                        earns_place = false;
+                    }
                 }
-                continue;
             }
-            let log_odds = (p / (1.0 - p)).ln().min(max_log_odds);
-            // A longer n-gram must beat the same agent's keywords inside it.
-            if g.words > 1 {
-                let mut best_inside = f64::NEG_INFINITY;
-                for from in 0..g.words {
-                    for to in from + 1..=g.words {
-                        if to - from == g.words {
+            if earns_place {
+                out[agent].push(KeptKeyword {
+                    gram: gi,
+                    weight: 0.0,
+                    precision,
+                    count: top,
+                });
+            }
+        }
+        out
+    }
+
+    /// A fast path over `keywords` (weight 1 each, in the given order) for finding which of them
+    /// the router would match in a query.
+    fn scanner(&self, keywords: &[Vec<KeptKeyword>], source: &str) -> Result<FastPath, TuneError> {
+        let mut builder = CatalogueBuilder::new(self.default_name.clone());
+        for (a, name) in self.labels.iter().enumerate() {
+            builder.agent(Agent {
+                name: name.clone(),
+                description: "candidates".to_owned(),
+                keywords: keywords[a]
+                    .iter()
+                    .map(|kw| Keyword {
+                        text: self.grams[kw.gram].text.clone(),
+                        weight: 1.0,
+                    })
+                    .collect(),
+                target: None,
+            });
+        }
+        builder.agent(Agent {
+            name: self.default_name.clone(),
+            description: "default".to_owned(),
+            keywords: Vec::new(),
+            target: None,
+        });
+        let catalogue = builder.build().map_err(|e| catalogue_error(source, e))?;
+        FastPath::new(&catalogue).map_err(|e| catalogue_error(source, e))
+    }
+
+    /// Fits the candidates' weights (see the module documentation, step 4) and returns the
+    /// keywords that keep a weight.
+    fn train(
+        &self,
+        mut keywords: Vec<Vec<KeptKeyword>>,
+        use_example: &dyn Fn(usize) -> bool,
+        oos_weight: f64,
+        source: &str,
+    ) -> Result<Vec<Vec<KeptKeyword>>, TuneError> {
+        let k = self.labels.len();
+        // Weight per n-gram, carried from one round to the next.
+        let mut gram_weight = vec![0.0f64; self.grams.len()];
+        let mut counts = vec![0usize; k + 1];
+        for round in 0..ROUNDS {
+            let last = round + 1 == ROUNDS;
+            // Features: the candidates, flattened agent by agent.
+            let mut owner: Vec<usize> = Vec::new();
+            let mut base = vec![0usize; k];
+            for (a, kws) in keywords.iter().enumerate() {
+                base[a] = owner.len();
+                owner.extend(std::iter::repeat_n(a, kws.len()));
+            }
+            let nf = owner.len();
+            let mut w: Vec<f64> = keywords
+                .iter()
+                .flat_map(|kws| kws.iter().map(|kw| gram_weight[kw.gram]))
+                .collect();
+            // What the router would match in each example: (class, example weight, hits).
+            let fast = self.scanner(&keywords, source)?;
+            let mut hits: Vec<u32> = Vec::new();
+            let mut rows: Vec<(usize, f64, usize, usize)> = Vec::new();
+            for (i, query) in self.queries.iter().enumerate() {
+                if !use_example(i) {
+                    continue;
+                }
+                let start = hits.len();
+                for h in fast.scan(query).hits {
+                    hits.push((base[h.agent] + h.keyword) as u32);
+                }
+                let label = self.example_label[i];
+                let weight = if label == k { oos_weight } else { 1.0 };
+                rows.push((label, weight, start, hits.len()));
+            }
+            let n = rows.len();
+            if n == 0 {
+                return Ok(vec![Vec::new(); k]);
+            }
+            let mut freq = vec![0usize; nf];
+            for &f in &hits {
+                freq[f as usize] += 1;
+            }
+            // Softmax over the agents and the out-of-scope class, whose score is `bias`.
+            let mut bias = 0.0f64;
+            let mut probs = vec![0.0f64; k + 1];
+            let softmax = |probs: &mut [f64], w: &[f64], bias: f64, row_hits: &[u32]| {
+                probs.iter_mut().for_each(|p| *p = 0.0);
+                probs[k] = bias;
+                for &f in row_hits {
+                    probs[owner[f as usize]] += w[f as usize];
+                }
+                let top = probs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let mut sum = 0.0;
+                for p in probs.iter_mut() {
+                    *p = (*p - top).exp();
+                    sum += *p;
+                }
+                probs.iter_mut().for_each(|p| *p /= sum);
+            };
+            let mut squared = vec![1e-8f64; nf];
+            let mut squared_bias = 1e-8f64;
+            // A fixed permutation of the examples: a stride coprime with their count.
+            let mut stride = ((n as f64 * 0.618) as usize) | 1;
+            while gcd(stride, n) != 1 {
+                stride += 2;
+            }
+            let mut at = 0usize;
+            for _ in 0..EPOCHS * n {
+                at = (at + stride) % n;
+                let (label, weight, start, end) = rows[at];
+                let row_hits = &hits[start..end];
+                softmax(&mut probs, &w, bias, row_hits);
+                for &f in row_hits {
+                    let f = f as usize;
+                    let o = owner[f];
+                    // The penalty is spread over the examples that contain the keyword.
+                    let g = weight * (probs[o] - f64::from(u8::from(o == label)))
+                        + L2_PENALTY * w[f] * n as f64 / freq[f] as f64;
+                    squared[f] += g * g;
+                    w[f] = (w[f] - LEARNING_RATE * g / squared[f].sqrt()).max(0.0);
+                }
+                let g = weight * (probs[k] - f64::from(u8::from(label == k)));
+                squared_bias += g * g;
+                bias -= LEARNING_RATE * g / squared_bias.sqrt();
+            }
+            // Candidates left at zero move to the agent whose loss they would lower most.
+            let mut new_owner: Vec<Option<usize>> = vec![None; nf];
+            if !last {
+                let mut grad = vec![0.0f64; nf * k];
+                for &(label, weight, start, end) in &rows {
+                    let row_hits = &hits[start..end];
+                    if row_hits.iter().all(|&f| w[f as usize] > 0.0) {
+                        continue;
+                    }
+                    softmax(&mut probs, &w, bias, row_hits);
+                    for &f in row_hits {
+                        let f = f as usize;
+                        if w[f] > 0.0 {
                             continue;
                         }
-                        let mut sub = [NO_WORD; 3];
-                        sub[..to - from].copy_from_slice(&g.key[from..to]);
-                        if let Some(&si) = self.gram_index.get(&sub)
-                            && let Some((a, lo)) = kept[si]
-                            && a == agent
-                        {
-                            best_inside = best_inside.max(lo);
+                        for (c, g) in grad[f * k..(f + 1) * k].iter_mut().enumerate() {
+                            *g += weight * (probs[c] - f64::from(u8::from(c == label)));
                         }
                     }
                 }
-                if log_odds < best_inside + LONGER_GAIN {
-                    continue;
+                for f in (0..nf).filter(|&f| w[f] <= 0.0) {
+                    let (mut best, mut best_grad) = (owner[f], 0.0);
+                    for (c, &g) in grad[f * k..(f + 1) * k].iter().enumerate() {
+                        if g < best_grad {
+                            (best, best_grad) = (c, g);
+                        }
+                    }
+                    if best != owner[f] {
+                        new_owner[f] = Some(best);
+                    }
                 }
             }
-            kept[gi] = Some((agent, log_odds));
-            keywords[agent].push(KeptKeyword {
-                gram: gi,
-                weight: ((log_odds * 100.0).round() / 100.0).max(0.01) as f32,
-                precision: p,
-                count: top,
-            });
+            let floor = if last { MIN_WEIGHT } else { 0.0 };
+            let mut next: Vec<Vec<KeptKeyword>> = vec![Vec::new(); k];
+            for (a, kws) in keywords.iter().enumerate() {
+                for (j, kw) in kws.iter().enumerate() {
+                    let f = base[a] + j;
+                    if let Some(c) = new_owner[f] {
+                        self.class_counts(kw.gram, use_example, &mut counts);
+                        let (_, precision) = Corpus::log_odds(&counts, c, oos_weight);
+                        next[c].push(KeptKeyword {
+                            gram: kw.gram,
+                            weight: 0.0,
+                            precision,
+                            count: counts[c],
+                        });
+                    } else if w[f] > floor {
+                        gram_weight[kw.gram] = w[f];
+                        next[a].push(KeptKeyword {
+                            weight: ((w[f] * 100.0).round() / 100.0).max(0.01) as f32,
+                            ..*kw
+                        });
+                    }
+                }
+            }
+            for kws in &mut next {
+                kws.sort_by_key(|kw| kw.gram);
+            }
+            keywords = next;
+        }
+        Ok(keywords)
+    }
+
+    /// N-grams that at least two classes claim (an agent with `min_support` examples, or any
+    /// out-of-scope example) and that are not among `keywords`, most frequent first.
+    fn collisions(&self, keywords: &[Vec<KeptKeyword>], options: &MineOptions) -> Vec<Collision> {
+        let k = self.labels.len();
+        let mut kept = vec![false; self.grams.len()];
+        for kw in keywords.iter().flatten() {
+            kept[kw.gram] = true;
+        }
+        let mut counts = vec![0usize; k + 1];
+        let mut collisions = Vec::new();
+        for (gi, g) in self.grams.iter().enumerate() {
+            if kept[gi] || (g.words == 1 && g.stop_only) {
+                continue;
+            }
+            self.class_counts(gi, &|_| true, &mut counts);
+            if counts[..k].iter().all(|&c| c < options.min_support) {
+                continue;
+            }
+            let mut classes: Vec<(String, usize)> = counts
+                .iter()
+                .enumerate()
+                .filter(|&(c, &n)| n >= options.min_support || (c == k && n > 0))
+                .map(|(c, &n)| {
+                    let name = if c == k {
+                        super::OUT_OF_SCOPE_LABEL
+                    } else {
+                        &self.labels[c]
+                    };
+                    (name.to_owned(), n)
+                })
+                .collect();
+            if classes.len() >= 2 {
+                classes.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+                collisions.push(Collision {
+                    ngram: g.text.clone(),
+                    classes,
+                });
+            }
         }
         collisions.sort_by(|a, b| {
             let total = |c: &Collision| c.classes.iter().map(|x| x.1).sum::<usize>();
             total(b).cmp(&total(a)).then_with(|| a.ngram.cmp(&b.ngram))
         });
-        Selection {
-            keywords,
-            collisions,
-        }
+        collisions
     }
 
-    /// Turns a selection into a validated catalogue.
+    /// Turns trained keywords into a validated catalogue.
     fn catalogue(
         &self,
-        selection: &Selection,
+        keywords: &[Vec<KeptKeyword>],
         settings: FastPathSettings,
         source: &str,
     ) -> Result<Catalogue, TuneError> {
         let mut builder = CatalogueBuilder::new(self.default_name.clone());
         builder.fast_path(settings);
         for (a, name) in self.labels.iter().enumerate() {
-            let mut kws = selection.keywords[a].clone();
+            let mut kws = keywords[a].clone();
             kws.sort_by(|x, y| {
                 y.weight
                     .total_cmp(&x.weight)
@@ -916,7 +1114,7 @@ impl Corpus {
             });
             builder.agent(Agent {
                 name: name.clone(),
-                description: self.describe(&selection.keywords[a]),
+                description: self.describe(&keywords[a]),
                 keywords: kws
                     .iter()
                     .map(|kw| Keyword {
@@ -971,25 +1169,6 @@ impl Corpus {
     }
 }
 
-/// One-sided Wilson lower bound of a proportion.
-fn wilson_lower(successes: usize, n: usize) -> f64 {
-    if n == 0 {
-        return 1.0;
-    }
-    let (n, p, z) = (n as f64, successes as f64 / n as f64, CONFIDENCE_Z);
-    let centre = p + z * z / (2.0 * n);
-    let spread = z * (p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt();
-    (centre - spread) / (1.0 + z * z / n)
-}
-
-/// One-sided Wilson upper bound of a proportion.
-fn wilson_upper(successes: usize, n: usize) -> f64 {
-    if n == 0 {
-        return 0.0;
-    }
-    1.0 - wilson_lower(n - successes, n)
-}
-
 /// Picks `margin` and `min_score` on the grid from the held-out scores.
 fn choose_thresholds(
     scored: &[Scored],
@@ -1001,6 +1180,9 @@ fn choose_thresholds(
     let top = scored.iter().map(|s| s.score).fold(0.0f32, f32::max);
     let steps = ((top.min(MAX_THRESHOLD) / THRESHOLD_STEP).ceil() as u32 + 1).max(1);
     let grid = |i: u32| i as f32 / (1.0 / THRESHOLD_STEP);
+    let precision_target =
+        options.min_precision + PRECISION_RESERVE * (1.0 - options.min_precision);
+    let oos_target = OOS_SHARE * options.max_oos_rate;
     let mut by_score: Vec<&Scored> = scored.iter().filter(|s| s.best.is_some()).collect();
     by_score.sort_by(|a, b| b.score.total_cmp(&a.score));
     // Maximised lexicographically among pairs that meet the targets: coverage, fewer
@@ -1034,8 +1216,8 @@ fn choose_thresholds(
             if decided == 0 {
                 continue;
             }
-            let precise = wilson_lower(correct, decided) >= options.min_precision;
-            let oos_ok = oos == 0 || wilson_upper(oos_taken, oos) <= options.max_oos_rate;
+            let precise = correct as f64 / decided as f64 >= precision_target;
+            let oos_ok = oos == 0 || oos_taken as f64 / oos as f64 <= oos_target;
             if precise && oos_ok {
                 let cand = (decided, std::cmp::Reverse(oos_taken), correct, si, mi);
                 if best.is_none_or(|b| cand > b) {
@@ -1089,6 +1271,11 @@ fn choose_thresholds(
     )
 }
 
+/// Greatest common divisor.
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 { a } else { gcd(b, a % b) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1101,9 +1288,9 @@ mod tests {
     }
 
     #[test]
-    fn wilson_bounds() {
-        assert!((wilson_lower(99, 100) - 0.95).abs() < 0.02);
-        assert!(wilson_upper(0, 100) < 0.03);
-        assert_eq!(wilson_lower(0, 0), 1.0);
+    fn gcd_table() {
+        for (a, b, want) in [(12, 18, 6), (7, 5, 1), (9, 0, 9), (1, 1, 1)] {
+            assert_eq!(gcd(a, b), want, "gcd({a}, {b})");
+        }
     }
 }
