@@ -87,3 +87,16 @@ fn handler_from_event(bencher: Bencher) {
         black_box(resp.into_body())
     });
 }
+
+/// Start-up cost: parse and validate the embedded routes file.
+#[divan::bench]
+fn init_parse_catalogue() -> Catalogue {
+    Catalogue::embedded_default().unwrap()
+}
+
+/// Start-up cost: compile the keyword automaton for the embedded catalogue.
+#[divan::bench]
+fn init_compile_fast_path(bencher: Bencher) {
+    let catalogue = Catalogue::embedded_default().unwrap();
+    bencher.bench_local(|| agent_router::fastpath::FastPath::new(black_box(&catalogue)).unwrap());
+}
