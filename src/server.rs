@@ -94,7 +94,16 @@ async fn handle(api: &Api, req: Request<Incoming>, request_id: String) -> Respon
             };
             api.handle(api_req).await
         }
-        Err(len) => error_response(&ApiError::BodyTooLarge(len), &request_id),
+        Err(len) => {
+            // The rest of the body is left unread, so this connection cannot carry another
+            // request: say so, and keep-alive clients reconnect instead of writing into it.
+            let mut resp = error_response(&ApiError::BodyTooLarge(len), &request_id);
+            resp.headers_mut().insert(
+                http::header::CONNECTION,
+                http::HeaderValue::from_static("close"),
+            );
+            resp
+        }
     };
     response.map(|b| Full::new(Bytes::from(b)))
 }
