@@ -255,9 +255,19 @@ fn error_message(inv: &Invocation) -> String {
         .unwrap_or_else(|| String::from_utf8_lossy(&inv.payload).into_owned());
     let kind = inv.function_error.as_deref().unwrap_or("Unhandled");
     let mut text = format!("{kind}: {message}");
-    text.truncate(1000);
+    if text.len() > MAX_ERROR_MESSAGE_BYTES {
+        // Cut between characters: `String::truncate` panics inside a multi-byte one.
+        let mut end = MAX_ERROR_MESSAGE_BYTES;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
     text
 }
+
+/// Longest agent error message passed on to the caller, in bytes.
+const MAX_ERROR_MESSAGE_BYTES: usize = 1000;
 
 /// An [`Invoker`] double that answers every call with the same outcome and records payloads.
 #[derive(Debug)]
@@ -384,6 +394,32 @@ mod tests {
             denied.to_string().contains("lambda:InvokeFunction"),
             "{denied}"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn long_error_messages_are_cut_between_characters() {
+        for filler in ["é", "€", "😀", "a"] {
+            let message = filler.repeat(2000);
+            let failed = Ok(Invocation {
+                payload: serde_json::json!({ "errorMessage": message })
+                    .to_string()
+                    .into_bytes(),
+                function_error: Some("Unhandled".into()),
+            });
+            let Err(DispatchError::AgentError { message: got, .. }) =
+                run(failed, Duration::ZERO).await
+            else {
+                panic!("expected an agent error");
+            };
+            assert!(
+                got.len() <= MAX_ERROR_MESSAGE_BYTES && got.len() > 990,
+                "{filler}"
+            );
+            assert!(
+                format!("Unhandled: {message}").starts_with(&got),
+                "{filler}"
+            );
+        }
     }
 
     #[tokio::test(start_paused = true)]

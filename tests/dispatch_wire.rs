@@ -135,7 +135,7 @@ async fn errors_table() {
             &["ValidationError"],
             None,
         ),
-        ("slow-agent", 504, "agent_timeout", &["300 ms"], None),
+        ("slow-agent", 504, "agent_timeout", &["2000 ms"], None),
         (
             "throttled-agent",
             503,
@@ -159,7 +159,11 @@ async fn errors_table() {
         ),
     ];
     for &(target, want_status, code, words, header) in cases {
-        let api = api(&double.url, &[("cost", target)], Duration::from_millis(300));
+        let api = api(
+            &double.url,
+            &[("cost", target)],
+            Duration::from_millis(2000),
+        );
         let (status, headers, body) = query(&api, json!({"query": "What are my AWS costs?"})).await;
         assert_eq!(status, want_status, "{target}: {body}");
         assert_eq!(body["error"]["code"], code, "{target}: {body}");

@@ -17,8 +17,8 @@ use serde_json::{Value, json};
 use support::bedrock_double::{BedrockDouble, Reply};
 use support::lambda_double::LambdaDouble;
 
-const LLM_DEADLINE: Duration = Duration::from_millis(400);
-const AGENT_TIMEOUT: Duration = Duration::from_millis(600);
+const LLM_DEADLINE: Duration = Duration::from_millis(1500);
+const AGENT_TIMEOUT: Duration = Duration::from_millis(2000);
 
 fn aws(url: &str) -> AwsSettings {
     AwsSettings {

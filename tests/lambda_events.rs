@@ -95,6 +95,18 @@ const CASES: &[Case] = &[
         },
     },
     Case {
+        file: "apigw-v1-base64-invalid-utf8.json",
+        shape: Shape::RestV1,
+        method: "POST",
+        path: "/prod/route",
+        q: None,
+        expect: Expect::Error {
+            status: 400,
+            code: "invalid_json",
+            allow: None,
+        },
+    },
+    Case {
         file: "apigw-v1-bad-json.json",
         shape: Shape::RestV1,
         method: "POST",
@@ -116,6 +128,17 @@ const CASES: &[Case] = &[
         expect: Expect::Fast {
             agent: "resources",
             matched: &["lambda functions", "untagged"],
+        },
+    },
+    Case {
+        file: "apigw-v2-post-route-base64.json",
+        shape: Shape::HttpV2,
+        method: "POST",
+        path: "/route",
+        q: None,
+        expect: Expect::Fast {
+            agent: "monitoring",
+            matched: &["cloudwatch", "alarms"],
         },
     },
     Case {
@@ -170,6 +193,18 @@ const CASES: &[Case] = &[
         expect: Expect::Error {
             status: 400,
             code: "empty_query",
+            allow: None,
+        },
+    },
+    Case {
+        file: "function-url-base64-truncated.json",
+        shape: Shape::FunctionUrl,
+        method: "POST",
+        path: "/route",
+        q: None,
+        expect: Expect::Error {
+            status: 400,
+            code: "invalid_json",
             allow: None,
         },
     },

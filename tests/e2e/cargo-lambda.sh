@@ -18,7 +18,7 @@ cargo build --quiet -p agent-router -p echo-agent --bins || exit 1
 cargo lambda watch --quiet --ignore-changes --invoke-address 127.0.0.1 --invoke-port "$PORT" --timeout 30 \
   --env-var AWS_ENDPOINT_URL_LAMBDA="$BASE" \
   --env-var AWS_REGION=us-east-1,AWS_ACCESS_KEY_ID=e2e,AWS_SECRET_ACCESS_KEY=e2e,AWS_EC2_METADATA_DISABLED=true \
-  --env-var ROUTER_LLM=off,ROUTER_AGENT_TIMEOUT_MS=1500,ECHO_SLOW_MS=4000 \
+  --env-var ROUTER_LLM=off,ROUTER_AGENT_TIMEOUT_MS=3000,ECHO_SLOW_MS=6000 \
   --env-var ROUTER_TARGET_COST=echo-agent,ROUTER_TARGET_SECURITY=echo-agent \
   --env-var ROUTER_TARGET_RESOURCES=echo-agent,ROUTER_TARGET_MONITORING=echo-agent,ROUTER_TARGET_GENERAL=echo-agent \
   >"$LOG" 2>&1 &
@@ -34,6 +34,10 @@ if [ "$up" != yes ]; then
   echo "cargo lambda watch did not come up; its log:"; cat "$LOG"
   echo "e2e: 0 passed, 1 failed"; exit 1
 fi
+
+# The emulator starts each function on its first invocation (`cargo run`): start the agent now,
+# so that start-up does not count against the router's agent timeout.
+cargo lambda invoke echo-agent --invoke-address 127.0.0.1 --invoke-port "$PORT" --data-ascii '{"query": "warm up"}' >/dev/null 2>&1 || true
 
 passed=0; failed=0
 check() { # name, actual status, expected status, body, python expression over `b` (the JSON body)
