@@ -13,6 +13,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::dispatch::{DispatchError, Dispatcher, agent_payload};
+use crate::normalize::truncate_bytes;
 use crate::router::{Decision, Router};
 
 /// Largest accepted request body, in bytes.
@@ -315,7 +316,7 @@ fn endpoint(path: &str) -> Result<Endpoint, ApiError> {
         "route" => Ok(Endpoint::Route),
         "query" => Ok(Endpoint::Query),
         "health" => Ok(Endpoint::Health),
-        _ => Err(ApiError::NotFound(truncate(path, 200).to_owned())),
+        _ => Err(ApiError::NotFound(truncate_bytes(path, 200).to_owned())),
     }
 }
 
@@ -416,17 +417,6 @@ fn json_kind(v: &Value) -> &'static str {
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
     }
-}
-
-fn truncate(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }
 
 fn error_body(code: &str, message: &str, request_id: &str, agent: Option<&str>) -> String {

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::normalize::truncate_bytes;
 use crate::router::Decision;
 
 /// Default time an agent gets to answer.
@@ -254,16 +255,8 @@ fn error_message(inv: &Invocation) -> String {
         .or_else(|| field("errorType"))
         .unwrap_or_else(|| String::from_utf8_lossy(&inv.payload).into_owned());
     let kind = inv.function_error.as_deref().unwrap_or("Unhandled");
-    let mut text = format!("{kind}: {message}");
-    if text.len() > MAX_ERROR_MESSAGE_BYTES {
-        // Cut between characters: `String::truncate` panics inside a multi-byte one.
-        let mut end = MAX_ERROR_MESSAGE_BYTES;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
-    }
-    text
+    let text = format!("{kind}: {message}");
+    truncate_bytes(&text, MAX_ERROR_MESSAGE_BYTES).to_owned()
 }
 
 /// Longest agent error message passed on to the caller, in bytes.

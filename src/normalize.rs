@@ -66,9 +66,31 @@ pub fn joins_words(c: char) -> bool {
     is_word_char(c) && !is_unspaced_script(c)
 }
 
+/// The longest prefix of `s` of at most `max` bytes that ends on a character boundary (slicing a
+/// `str` inside a multi-byte character would panic).
+pub fn truncate_bytes(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn truncation_keeps_whole_characters() {
+        assert_eq!(truncate_bytes("abc", 5), "abc");
+        assert_eq!(truncate_bytes("abcdef", 3), "abc");
+        assert_eq!(truncate_bytes("é€😀", 1), "");
+        assert_eq!(truncate_bytes("é€😀", 4), "é");
+        assert_eq!(truncate_bytes("é€😀", 5), "é€");
+    }
 
     #[test]
     fn table() {
