@@ -206,6 +206,7 @@ impl Api {
                 routing_method = d.routing_method.as_str(),
                 fallback_reason = d.fallback_reason.map(|r| r.as_str()),
                 route_us = d.timings_us.route,
+                llm_us = d.timings_us.llm,
                 agent_us = d.timings_us.agent,
                 total_us,
                 "routed"
