@@ -38,6 +38,11 @@ pub const DEFAULT_ROUTES_TOML: &str = include_str!("../prompts/routes.toml");
 /// and metric dimensions, so they are kept short.
 pub const MAX_AGENT_NAME_LEN: usize = 64;
 
+/// Largest sum of one agent's keyword weights. An agent's fast-path score is a sum of its
+/// weights, and the winner's and runner-up's scores are added up for the confidence, so keeping
+/// each agent's total at a quarter of `f32::MAX` keeps every score and confidence finite.
+pub const MAX_AGENT_WEIGHT: f32 = f32::MAX / 4.0;
+
 /// A validated agent catalogue: the agents, the default agent and the fast-path settings.
 ///
 /// Built only through [`Catalogue::from_toml_str`], [`Catalogue::from_path`] or
@@ -180,6 +185,16 @@ pub enum CatalogueError {
         first: String,
         /// The agent that lists it again (may equal `first`).
         second: String,
+    },
+    /// An agent's keyword weights add up to more than [`MAX_AGENT_WEIGHT`].
+    #[error(
+        "agent {agent:?}: keyword weights add up to {total:e}, over the limit {MAX_AGENT_WEIGHT:e}"
+    )]
+    WeightsTooLarge {
+        /// The agent whose weights are too large.
+        agent: String,
+        /// The sum of its weights.
+        total: f64,
     },
     /// A `[fast_path]` threshold is negative or not finite.
     #[error("fast_path.{field} is {value}; it must be a finite number >= 0")]
@@ -407,6 +422,7 @@ impl CatalogueBuilder {
                 t => t.as_ref().map(|t| t.trim().to_owned()),
             };
             let mut keywords = Vec::with_capacity(a.keywords.len());
+            let mut total_weight = 0.0f64;
             for (i, k) in a.keywords.iter().enumerate() {
                 let norm = normalize_query(&k.text);
                 if norm.is_empty() {
@@ -438,6 +454,14 @@ impl CatalogueBuilder {
                 keywords.push(Keyword {
                     text: k.text.trim().to_owned(),
                     weight: k.weight,
+                });
+                total_weight += f64::from(k.weight);
+            }
+            // Finite weights can still add up to an infinite score (found by fuzz/ fastpath).
+            if total_weight > f64::from(MAX_AGENT_WEIGHT) {
+                return Err(CatalogueError::WeightsTooLarge {
+                    agent: a.name.clone(),
+                    total: total_weight,
                 });
             }
             agents.push(Agent {
