@@ -253,15 +253,7 @@ async fn unreachable_services_fail_open_or_fail_clearly() {
 /// always an agent of the catalogue, and dispatch only ever reaches configured targets.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prompt_injection_through_the_handler_never_leaves_the_catalogue() {
-    let corpus: Vec<String> = serde_json::from_str(include_str!("fixtures/prompt_injection.json"))
-        .expect("injection corpus");
-    assert!(corpus.len() >= 20);
-    let names: Vec<String> = Catalogue::embedded_default()
-        .unwrap()
-        .agents()
-        .iter()
-        .map(|a| a.name.clone())
-        .collect();
+    let (corpus, names) = support::injection_corpus_and_agents();
     let lambda = LambdaDouble::start().await;
     for reply in [
         Reply::Echo,

@@ -333,16 +333,7 @@ async fn cache_hit_makes_no_second_call_and_errors_are_not_cached() {
 
 #[tokio::test]
 async fn prompt_injection_never_leaves_the_catalogue() {
-    let queries: Vec<String> = serde_json::from_str(include_str!("fixtures/prompt_injection.json"))
-        .expect("injection corpus");
-
-    assert!(queries.len() >= 20);
-    let names: Vec<String> = Catalogue::embedded_default()
-        .unwrap()
-        .agents()
-        .iter()
-        .map(|a| a.name.clone())
-        .collect();
+    let (queries, names) = support::injection_corpus_and_agents();
     // An obedient model that answers with whatever the user wrote, then a hostile one.
     for reply in [
         Reply::Echo,

@@ -14,6 +14,22 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 
+/// The prompt-injection corpus (`tests/fixtures/prompt_injection.json`) and the names of the
+/// embedded catalogue's agents, the only answers a router may ever give.
+pub fn injection_corpus_and_agents() -> (Vec<String>, Vec<String>) {
+    let corpus: Vec<String> =
+        serde_json::from_str(include_str!("../fixtures/prompt_injection.json"))
+            .expect("injection corpus");
+    assert!(corpus.len() >= 20, "the corpus keeps at least 20 queries");
+    let names = agent_router::Catalogue::embedded_default()
+        .expect("embedded catalogue")
+        .agents()
+        .iter()
+        .map(|a| a.name.clone())
+        .collect();
+    (corpus, names)
+}
+
 /// A request a double received.
 #[derive(Debug, Clone)]
 pub struct Received {
