@@ -93,7 +93,7 @@ pub async fn run(command: Command) -> Result<(), AppError> {
             Ok(())
         }
         Command::Route { config, query } => {
-            let router = build_router(config.as_deref())?;
+            let router = build_router(config.as_deref(), detect_aws())?;
             let decision = router.route(&query).await;
             println!("{}", serde_json::to_string_pretty(&decision)?);
             Ok(())
@@ -132,40 +132,60 @@ pub async fn run(command: Command) -> Result<(), AppError> {
 
 /// Builds the router and, when dispatch is on, the Lambda dispatcher behind `POST /query`.
 pub fn build_api(config: Option<&std::path::Path>) -> Result<Api, AppError> {
-    let api = Api::new(Arc::new(build_router(config)?));
+    let aws = detect_aws();
+    let api = Api::new(Arc::new(build_router(config, aws)?));
     let dispatch = dispatch_config(process_env)?;
-    let aws = aws_configured(process_env, |p| p.is_file());
-    match (dispatch.mode, aws) {
+    if !switched_on(
+        dispatch.mode,
+        aws,
+        "ROUTER_DISPATCH",
+        "POST /query answers with the decision only",
+    ) {
+        return Ok(api);
+    }
+    let invoker = Arc::new(LambdaInvoker::new(
+        LambdaInvoker::default_settings(),
+        dispatch.timeout,
+    ));
+    let dispatcher = Dispatcher::new(invoker, dispatch.timeout, dispatch.safety_margin);
+    tracing::info!(
+        timeout_ms = dispatch.timeout.as_millis() as u64,
+        "dispatch on (Lambda client created on first use)"
+    );
+    Ok(api.with_dispatcher(Arc::new(dispatcher)))
+}
+
+/// Where AWS region and credentials would come from (`None`: not configured), looked up once per
+/// start-up and shared by the LLM tier and dispatch.
+fn detect_aws() -> Option<&'static str> {
+    aws_configured(process_env, |p| p.is_file())
+}
+
+/// Whether an AWS-backed feature switched by `var` runs: `on`, or `auto` with AWS configured.
+/// When it does not, logs why and what happens instead (`otherwise`).
+fn switched_on(mode: Switch, aws: Option<&str>, var: &str, otherwise: &str) -> bool {
+    match (mode, aws) {
         (Switch::Off, _) => {
-            tracing::info!(
-                "dispatch off (ROUTER_DISPATCH=off): POST /query answers with the decision only"
-            );
-            Ok(api)
+            tracing::info!("{var}=off: {otherwise}");
+            false
         }
         (Switch::Auto, None) => {
             tracing::info!(
-                "dispatch disabled: no AWS region and credentials found (set them, or ROUTER_DISPATCH=on); \
-                 POST /query answers with the decision only"
+                "{var}=auto and no AWS region and credentials found (set AWS_REGION and credentials, \
+                 or {var}=on to force it): {otherwise}"
             );
-            Ok(api)
+            false
         }
-        (Switch::On, _) | (Switch::Auto, Some(_)) => {
-            let invoker = Arc::new(LambdaInvoker::new(
-                LambdaInvoker::default_settings(),
-                dispatch.timeout,
-            ));
-            let dispatcher = Dispatcher::new(invoker, dispatch.timeout, dispatch.safety_margin);
-            tracing::info!(
-                timeout_ms = dispatch.timeout.as_millis() as u64,
-                "dispatch on (Lambda client created on first use)"
-            );
-            Ok(api.with_dispatcher(Arc::new(dispatcher)))
-        }
+        (Switch::On, _) | (Switch::Auto, Some(_)) => true,
     }
 }
 
 /// Loads the catalogue (flag, then `ROUTER_CONFIG`, else embedded) and compiles the router.
-pub fn build_router(config: Option<&std::path::Path>) -> Result<Router, AppError> {
+/// `aws` is what [`aws_configured`] found, for the `auto` mode of `ROUTER_LLM`.
+pub fn build_router(
+    config: Option<&std::path::Path>,
+    aws: Option<&'static str>,
+) -> Result<Router, AppError> {
     let source = routes_source(config, process_env);
     let catalogue = load_catalogue(&source, process_env)?;
     for a in catalogue.agents() {
@@ -175,23 +195,12 @@ pub fn build_router(config: Option<&std::path::Path>) -> Result<Router, AppError
     }
     let mut router = Router::new(catalogue)?;
     let llm = llm_config(process_env)?;
-    let aws = aws_configured(process_env, |p| p.is_file());
-    let llm_on = match (llm.mode, aws) {
-        (Switch::Off, _) => {
-            tracing::info!(
-                "LLM tier off (ROUTER_LLM=off): unrouted queries go to the default agent"
-            );
-            false
-        }
-        (Switch::Auto, None) => {
-            tracing::info!(
-                "LLM tier disabled: no AWS region and credentials found (set AWS_REGION and credentials, \
-                 or ROUTER_LLM=on to force it); unrouted queries go to the default agent"
-            );
-            false
-        }
-        (Switch::On, _) | (Switch::Auto, Some(_)) => true,
-    };
+    let llm_on = switched_on(
+        llm.mode,
+        aws,
+        "ROUTER_LLM",
+        "unrouted queries go to the default agent",
+    );
     if llm_on {
         let mut tier = llm.tier.clone();
         if let Some(path) = &llm.prompt_file {

@@ -86,7 +86,7 @@ pub async fn load(
     tracing::info!(
         purpose,
         region = config.region().map(|r| r.as_ref()).unwrap_or("none"),
-        init_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+        init_us = crate::router::micros(started),
         "aws config loaded"
     );
     config

@@ -195,7 +195,7 @@ impl Dispatcher {
         let started = Instant::now();
         let outcome =
             tokio::time::timeout(timeout, self.invoker.invoke(target, payload, timeout)).await;
-        let agent_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let agent_us = crate::router::micros(started);
         let unavailable = |reason: String| DispatchError::Unavailable {
             agent: agent.to_owned(),
             target: target.to_owned(),
