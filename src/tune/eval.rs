@@ -12,7 +12,10 @@
 //!   is 0;
 //! - `oos_fast_rate`: out-of-scope queries the fast path decided (for any agent) / out-of-scope
 //!   queries;
-//! - `llm_call_rate`: unrouted queries / all queries.
+//! - `llm_call_rate`: unrouted queries / all queries;
+//! - `operating_points`: for each of [`OPERATING_TARGETS`], the `margin` and `min_score` that
+//!   would give the highest coverage of these queries at that precision, taking at most
+//!   [`DEFAULT_MAX_OOS_RATE`] of the out-of-scope ones ([`crate::tune::thresholds`]).
 //!
 //! A label that names no agent of the catalogue counts as an in-scope query that the catalogue
 //! cannot get right: a decision for it is always wrong.
@@ -24,6 +27,8 @@ use serde::Serialize;
 
 use crate::catalogue::Catalogue;
 use crate::fastpath::{FastOutcome, FastPath};
+use crate::tune::mine::DEFAULT_MAX_OOS_RATE;
+use crate::tune::thresholds::{Scored, best_pair};
 use crate::tune::{Example, TuneError, agent_name_for_label};
 
 /// Stands in for the system prompt of the LLM tier when estimating its size: about 60 words, as
@@ -41,6 +46,9 @@ pub const DEFAULT_PRICE_PER_MTOK_OUT: f64 = 5.0;
 
 /// How many confusions the report lists.
 pub const TOP_CONFUSIONS: usize = 10;
+
+/// The precision targets the report gives an operating point for.
+pub const OPERATING_TARGETS: [f64; 5] = [0.95, 0.97, 0.98, 0.99, 0.995];
 
 /// Prices used for the LLM cost estimate.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -86,6 +94,36 @@ pub struct Confusion {
     pub count: usize,
 }
 
+/// The thresholds that would decide most in-scope queries of the evaluated data at one precision
+/// target. Chosen on the data it is measured on, so its figures flatter it: pick from data the
+/// routes were not mined from, and expect a little less on new queries.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OperatingPoint {
+    /// Lowest precision accepted.
+    pub target_precision: f64,
+    /// Highest out-of-scope take rate accepted (ignored when the data has no out-of-scope query).
+    pub max_oos_rate: f64,
+    /// The best pair on the grid, `None` when no pair that decides anything meets the targets.
+    pub best: Option<PointFigures>,
+}
+
+/// A pair of thresholds and what it does to the evaluated data.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct PointFigures {
+    /// `[fast_path] margin`.
+    pub margin: f32,
+    /// `[fast_path] min_score`.
+    pub min_score: f32,
+    /// In-scope coverage.
+    pub coverage: f64,
+    /// Precision of the decisions.
+    pub precision: f64,
+    /// Share of out-of-scope queries taken.
+    pub oos_fast_rate: f64,
+    /// Share of all queries left to the LLM tier.
+    pub llm_call_rate: f64,
+}
+
 /// The outcome of [`evaluate`]. Serialises to the `eval --json` object.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EvalReport {
@@ -127,6 +165,10 @@ pub struct EvalReport {
     pub price_per_mtok_out: f64,
     /// `llm_call_rate * 1e6 * cost of one call`: the LLM bill per million routed queries.
     pub est_cost_per_million_usd: f64,
+    /// One per [`OPERATING_TARGETS`] entry: the thresholds that would trade precision for
+    /// coverage on this data (the routes file's own `margin` and `min_score` are what the other
+    /// figures use).
+    pub operating_points: Vec<OperatingPoint>,
 }
 
 /// Runs the fast path of `catalogue` over `examples` and measures it.
@@ -166,6 +208,7 @@ pub fn evaluate(
 
     let (mut in_scope, mut out_of_scope, mut decided, mut correct, mut oos_fast) = (0, 0, 0, 0, 0);
     let (mut unrouted_chars, mut all_chars) = (0usize, 0usize);
+    let mut scored: Vec<Scored> = Vec::with_capacity(examples.len());
     for ex in examples {
         let chars = ex.query.chars().count();
         all_chars += chars;
@@ -194,7 +237,9 @@ pub fn evaluate(
                 Some(i)
             }
         };
-        let got = match fast.decide(&ex.query) {
+        let scan = fast.scan(&ex.query);
+        scored.push(Scored::from_scan(&scan, expected));
+        let got = match fast.judge(&scan) {
             FastOutcome::Decided { agent, .. } => Some(agent),
             FastOutcome::Unrouted { .. } => None,
         };
@@ -298,6 +343,21 @@ pub fn evaluate(
         price_per_mtok_in: options.price_per_mtok_in,
         price_per_mtok_out: options.price_per_mtok_out,
         est_cost_per_million_usd: llm_call_rate * 1e6 * per_call_usd,
+        operating_points: OPERATING_TARGETS
+            .iter()
+            .map(|&target| OperatingPoint {
+                target_precision: target,
+                max_oos_rate: DEFAULT_MAX_OOS_RATE,
+                best: best_pair(&scored, target, DEFAULT_MAX_OOS_RATE).map(|(p, t)| PointFigures {
+                    margin: p.margin,
+                    min_score: p.min_score,
+                    coverage: t.coverage(),
+                    precision: t.precision(),
+                    oos_fast_rate: t.oos_rate(),
+                    llm_call_rate: t.llm_call_rate(),
+                }),
+            })
+            .collect(),
     })
 }
 
@@ -400,6 +460,51 @@ impl EvalReport {
             writeln!(s, "\nmost common confusions (expected -> got):")?;
             for c in &self.confusions {
                 writeln!(s, "  {:>5}  {} -> {}", c.count, c.expected, c.got)?;
+            }
+        }
+        if let Some(first) = self.operating_points.first() {
+            writeln!(
+                s,
+                "\noperating points: the [fast_path] thresholds that would cover most of this data at each precision{}\n(chosen on this data, so they flatter it: pick from queries the routes were not mined from)",
+                if self.out_of_scope > 0 {
+                    format!(
+                        ", taking at most {} of out-of-scope queries",
+                        pct(first.max_oos_rate)
+                    )
+                } else {
+                    String::new()
+                }
+            )?;
+            writeln!(
+                s,
+                "  {:>11} {:>7} {:>9} {:>9} {:>9} {:>12} {:>9}",
+                "precision>=",
+                "margin",
+                "min_score",
+                "coverage",
+                "precision",
+                "out of scope",
+                "LLM calls"
+            )?;
+            for p in &self.operating_points {
+                match &p.best {
+                    Some(b) => writeln!(
+                        s,
+                        "  {:>11} {:>7.2} {:>9.2} {:>9} {:>9} {:>12} {:>9}",
+                        pct(p.target_precision),
+                        b.margin,
+                        b.min_score,
+                        pct(b.coverage),
+                        pct(b.precision),
+                        pct(b.oos_fast_rate),
+                        pct(b.llm_call_rate)
+                    )?,
+                    None => writeln!(
+                        s,
+                        "  {:>11} (no thresholds on the grid reach it)",
+                        pct(p.target_precision)
+                    )?,
+                }
             }
         }
         Ok(())

@@ -55,6 +55,7 @@ use crate::catalogue::{
 };
 use crate::fastpath::FastPath;
 use crate::normalize::{is_word_char, normalize_into};
+use crate::tune::thresholds::{Scored, Tally, best_pair, sweep};
 use crate::tune::{Example, TuneError, agent_name_for_label};
 
 /// English function words: never a keyword alone (phrases made only of them may be).
@@ -327,11 +328,7 @@ pub const MIN_WEIGHT: f64 = 0.005;
 /// Longest run of consecutive examples kept in one cross-validation fold.
 pub const HOLDOUT_BLOCK: usize = 10;
 
-/// Step of the grid that `margin` and `min_score` are chosen from.
-pub const THRESHOLD_STEP: f32 = 0.05;
-
-/// Largest `margin` or `min_score` considered.
-pub const MAX_THRESHOLD: f32 = 10.0;
+pub use super::thresholds::{MAX_THRESHOLD, THRESHOLD_STEP};
 
 /// Share of the error budget `1 - min_precision` that the held-out precision must leave unused:
 /// held-out precision must reach `min_precision + PRECISION_RESERVE * (1 - min_precision)`
@@ -340,6 +337,10 @@ pub const PRECISION_RESERVE: f64 = 0.25;
 
 /// Share of [`MineOptions::max_oos_rate`] that the held-out out-of-scope take rate may use.
 pub const OOS_SHARE: f64 = 0.5;
+
+/// Default share of out-of-scope queries the fast path may take ([`MineOptions::max_oos_rate`];
+/// also the limit of `eval`'s operating points).
+pub const DEFAULT_MAX_OOS_RATE: f64 = 0.10;
 
 /// How the miner works; see the module documentation.
 #[derive(Debug, Clone, PartialEq)]
@@ -362,7 +363,7 @@ impl Default for MineOptions {
     fn default() -> Self {
         MineOptions {
             min_precision: 0.99,
-            max_oos_rate: 0.10,
+            max_oos_rate: DEFAULT_MAX_OOS_RATE,
             min_support: 3,
             max_words: 3,
             folds: 5,
@@ -425,21 +426,12 @@ pub fn mine(examples: &[Example], options: &MineOptions, source: &str) -> Result
             .enumerate()
             .filter(|(i, _)| fold_of(*i) == fold)
         {
-            let scan = fast.scan(&ex.query);
-            let (best, best_score, runner_up) = scan.leaders();
-            scored.push(Scored {
-                label: corpus.example_label[i],
-                best: if scan.hits.is_empty() {
-                    None
-                } else {
-                    Some(best)
-                },
-                score: best_score,
-                runner_up,
-            });
+            let label = corpus.example_label[i];
+            let expected = (label < corpus.labels.len()).then_some(label);
+            scored.push(Scored::from_scan(&fast.scan(&ex.query), expected));
         }
     }
-    let (settings, holdout) = choose_thresholds(&scored, corpus.labels.len(), options);
+    let (settings, holdout) = choose_thresholds(&scored, options);
     let keywords = corpus.keywords(options, &|_| true, source)?;
     let catalogue = corpus.catalogue(&keywords, settings, source)?;
     Ok(Mined {
@@ -558,17 +550,6 @@ fn catalogue_error(source: &str, e: CatalogueError) -> TuneError {
         path: format!("mined from {source}"),
         source: e,
     }
-}
-
-/// A held-out example's fast-path scores.
-#[derive(Debug, Clone, Copy)]
-struct Scored {
-    /// Class index (`labels.len()` for out-of-scope).
-    label: usize,
-    /// Best-scoring agent, `None` when no keyword matched.
-    best: Option<usize>,
-    score: f32,
-    runner_up: f32,
 }
 
 /// Word ids of an n-gram, padded with [`NO_WORD`].
@@ -1169,103 +1150,34 @@ impl Corpus {
     }
 }
 
-/// Picks `margin` and `min_score` on the grid from the held-out scores.
-fn choose_thresholds(
-    scored: &[Scored],
-    agents: usize,
-    options: &MineOptions,
-) -> (FastPathSettings, Holdout) {
-    let in_scope = scored.iter().filter(|s| s.label < agents).count();
-    let oos = scored.len() - in_scope;
-    let top = scored.iter().map(|s| s.score).fold(0.0f32, f32::max);
-    let steps = ((top.min(MAX_THRESHOLD) / THRESHOLD_STEP).ceil() as u32 + 1).max(1);
-    let grid = |i: u32| i as f32 / (1.0 / THRESHOLD_STEP);
+/// Picks `margin` and `min_score` on the grid from the held-out scores: the widest coverage
+/// that meets the targets (with their reserves), else the most precise pair.
+fn choose_thresholds(scored: &[Scored], options: &MineOptions) -> (FastPathSettings, Holdout) {
     let precision_target =
         options.min_precision + PRECISION_RESERVE * (1.0 - options.min_precision);
     let oos_target = OOS_SHARE * options.max_oos_rate;
-    let mut by_score: Vec<&Scored> = scored.iter().filter(|s| s.best.is_some()).collect();
-    by_score.sort_by(|a, b| b.score.total_cmp(&a.score));
-    // Maximised lexicographically among pairs that meet the targets: coverage, fewer
-    // out-of-scope taken, more correct, then the larger thresholds.
-    let mut best: Option<(usize, std::cmp::Reverse<usize>, usize, u32, u32)> = None;
-    // Fallback when no pair meets the targets: the most precise (then most covering) pair.
-    let mut best_precise: Option<(f64, usize, u32, u32)> = None;
-    let mut order: Vec<&Scored> = Vec::with_capacity(by_score.len());
-    for mi in 0..steps {
-        let margin = grid(mi);
-        order.clear();
-        order.extend(
-            by_score
-                .iter()
-                .filter(|s| s.score > s.runner_up && s.score - s.runner_up >= margin),
-        );
-        let (mut decided, mut correct, mut oos_taken) = (0usize, 0usize, 0usize);
-        let mut next = 0;
-        for si in (0..steps).rev() {
-            let min_score = grid(si);
-            while next < order.len() && order[next].score >= min_score {
-                let s = order[next];
-                if s.label < agents {
-                    decided += 1;
-                    correct += usize::from(s.best == Some(s.label));
-                } else {
-                    oos_taken += 1;
+    let (targets_met, settings) = match best_pair(scored, precision_target, oos_target) {
+        Some((settings, _)) => (true, Some(settings)),
+        None => {
+            // The most precise (then most covering) pair that decides anything.
+            let mut best: Option<(f64, usize, FastPathSettings)> = None;
+            sweep(scored, |settings, t| {
+                if t.decided > 0 && best.is_none_or(|b| (t.precision(), t.decided) > (b.0, b.1)) {
+                    best = Some((t.precision(), t.decided, settings));
                 }
-                next += 1;
-            }
-            if decided == 0 {
-                continue;
-            }
-            let precise = correct as f64 / decided as f64 >= precision_target;
-            let oos_ok = oos == 0 || oos_taken as f64 / oos as f64 <= oos_target;
-            if precise && oos_ok {
-                let cand = (decided, std::cmp::Reverse(oos_taken), correct, si, mi);
-                if best.is_none_or(|b| cand > b) {
-                    best = Some(cand);
-                }
-            }
-            let precision = correct as f64 / decided as f64;
-            if best_precise.is_none_or(|b| (precision, decided) > (b.0, b.1)) {
-                best_precise = Some((precision, decided, si, mi));
-            }
+            });
+            (false, best.map(|b| b.2))
         }
-    }
-    let (targets_met, settings) = match (best, best_precise) {
-        (Some(b), _) => (true, (b.3, b.4)),
-        (None, Some(p)) => (false, (p.2, p.3)),
-        (None, None) => (false, (u32::MAX, u32::MAX)),
     };
-    let settings = match settings {
-        // Nothing held out was ever decided: keep the routes file's defaults.
-        (u32::MAX, _) => FastPathSettings::default(),
-        (si, mi) => FastPathSettings {
-            margin: grid(mi),
-            min_score: grid(si),
-        },
-    };
-    // Measure the chosen pair.
-    let (mut decided, mut correct, mut oos_taken) = (0usize, 0usize, 0usize);
-    for s in scored {
-        let takes = s.best.is_some()
-            && s.score >= settings.min_score
-            && s.score > s.runner_up
-            && s.score - s.runner_up >= settings.margin;
-        if takes {
-            if s.label < agents {
-                decided += 1;
-                correct += usize::from(s.best == Some(s.label));
-            } else {
-                oos_taken += 1;
-            }
-        }
-    }
-    let ratio = |a: usize, b: usize, empty: f64| if b == 0 { empty } else { a as f64 / b as f64 };
+    // Nothing held out was ever decided: keep the routes file's defaults.
+    let settings = settings.unwrap_or_default();
+    let t = Tally::of(scored, settings);
     (
         settings,
         Holdout {
-            coverage: ratio(decided, in_scope, 0.0),
-            precision: ratio(correct, decided, 1.0),
-            oos_fast_rate: ratio(oos_taken, oos, 0.0),
+            coverage: t.coverage(),
+            precision: t.precision(),
+            oos_fast_rate: t.oos_rate(),
             targets_met,
         },
     )

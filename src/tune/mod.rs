@@ -15,6 +15,7 @@
 
 pub mod eval;
 pub mod mine;
+pub mod thresholds;
 
 use std::path::Path;
 
