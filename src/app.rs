@@ -62,9 +62,17 @@ pub async fn run(command: Command) -> Result<(), AppError> {
             price_per_mtok_out,
         } => {
             let defaults = crate::tune::EvalOptions::default();
+            // The prompt the router would send: its own, or ROUTER_SYSTEM_PROMPT_FILE's.
+            let prompt_template = match process_env("ROUTER_SYSTEM_PROMPT_FILE") {
+                Some(path) if !path.trim().is_empty() => {
+                    read_prompt_file(std::path::Path::new(&path))?
+                }
+                _ => defaults.prompt_template,
+            };
             let options = crate::tune::EvalOptions {
                 price_per_mtok_in: price_per_mtok_in.map_or(defaults.price_per_mtok_in, |p| p.0),
                 price_per_mtok_out: price_per_mtok_out.map_or(defaults.price_per_mtok_out, |p| p.0),
+                prompt_template,
             };
             let (report, warnings) = crate::tune::eval_command(&routes, &data, json, &options)?;
             warnings.iter().for_each(|w| eprintln!("{w}"));
@@ -157,6 +165,16 @@ pub fn build_api(config: Option<&std::path::Path>) -> Result<Api, AppError> {
 
 /// Where AWS region and credentials would come from (`None`: not configured), looked up once per
 /// start-up and shared by the LLM tier and dispatch.
+/// Reads the `ROUTER_SYSTEM_PROMPT_FILE` template.
+fn read_prompt_file(path: &std::path::Path) -> Result<String, String> {
+    std::fs::read_to_string(path).map_err(|e| {
+        format!(
+            "cannot read ROUTER_SYSTEM_PROMPT_FILE {}: {e}",
+            path.display()
+        )
+    })
+}
+
 fn detect_aws() -> Option<&'static str> {
     aws_configured(process_env, |p| p.is_file())
 }
@@ -204,12 +222,7 @@ pub fn build_router(
     if llm_on {
         let mut tier = llm.tier.clone();
         if let Some(path) = &llm.prompt_file {
-            tier.prompt_template = std::fs::read_to_string(path).map_err(|e| {
-                format!(
-                    "cannot read ROUTER_SYSTEM_PROMPT_FILE {}: {e}",
-                    path.display()
-                )
-            })?;
+            tier.prompt_template = read_prompt_file(path)?;
         }
         let classifier = Arc::new(BedrockClassifier::new(llm.bedrock.clone(), tier.deadline));
         router = router.with_llm(classifier, tier)?;

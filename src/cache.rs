@@ -46,7 +46,9 @@ impl DecisionCache {
         let (agent, at) = self.entries.get(key)?;
         let age = at.elapsed();
         if age >= self.ttl {
-            self.entries.remove(key);
+            // Only if still expired: another request may have stored a fresh decision since.
+            self.entries
+                .remove_if(key, |(_, at)| at.elapsed() >= self.ttl);
             return None;
         }
         Some(CacheHit { agent, age })

@@ -126,6 +126,17 @@ pub enum CatalogueError {
         /// The repeated name.
         name: String,
     },
+    /// Two agent names differ only by `-` against `_`, so one `ROUTER_TARGET_<AGENT>` variable
+    /// would retarget both.
+    #[error(
+        "agents {first:?} and {second:?} differ only by '-' and '_', so ROUTER_TARGET_<AGENT> cannot tell them apart: rename one"
+    )]
+    AgentNamesClash {
+        /// The first of the two, in file order.
+        first: String,
+        /// The second.
+        second: String,
+    },
     /// `default_agent` names no agent in the file.
     #[error("default_agent {name:?} is not one of the agents ({known}): add it or fix the name")]
     UnknownDefaultAgent {
@@ -134,8 +145,8 @@ pub enum CatalogueError {
         /// The agents that exist, comma-separated.
         known: String,
     },
-    /// An agent's description is empty or spans several lines.
-    #[error("agent {agent:?}: description must be one non-empty line")]
+    /// An agent's description is empty, spans several lines or holds a control character.
+    #[error("agent {agent:?}: description must be one non-empty line without control characters")]
     InvalidDescription {
         /// The agent whose description is wrong.
         agent: String,
@@ -394,6 +405,8 @@ impl CatalogueBuilder {
             }
         }
         let mut seen_names: HashMap<&str, ()> = HashMap::new();
+        // Names with `-` read as `_`: `ROUTER_TARGET_<AGENT>` cannot tell `on-call` from `on_call`.
+        let mut seen_folded: HashMap<String, &str> = HashMap::new();
         let mut seen_keywords: HashMap<String, &str> = HashMap::new();
         let mut agents = Vec::with_capacity(self.agents.len());
         for a in &self.agents {
@@ -407,8 +420,17 @@ impl CatalogueBuilder {
                     name: a.name.clone(),
                 });
             }
+            if let Some(first) = seen_folded.insert(a.name.replace('-', "_"), &a.name) {
+                return Err(CatalogueError::AgentNamesClash {
+                    first: first.to_owned(),
+                    second: a.name.clone(),
+                });
+            }
             let description = a.description.trim();
-            if description.is_empty() || description.contains(['\n', '\r']) {
+            // Any control character or Unicode line/paragraph separator would break the one
+            // `name: description` line per agent in the LLM prompt.
+            let breaks_line = |c: char| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}');
+            if description.is_empty() || description.contains(breaks_line) {
                 return Err(CatalogueError::InvalidDescription {
                     agent: a.name.clone(),
                 });

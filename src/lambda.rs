@@ -101,7 +101,7 @@ mod tests {
             .remaining
             .unwrap();
         assert!(
-            ahead > Duration::from_secs(9) && ahead <= Duration::from_secs(10),
+            ahead > Duration::from_secs(5) && ahead <= Duration::from_secs(10),
             "{ahead:?}"
         );
         assert_eq!(

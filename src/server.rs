@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use http::{Request, Response};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -71,10 +71,14 @@ async fn handle(api: &Api, req: Request<Incoming>, request_id: String) -> Respon
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     let body = match declared {
-        Some(n) if n > MAX_BODY_BYTES => Err(n),
+        Some(n) if n > MAX_BODY_BYTES => Err(ApiError::BodyTooLarge(n)),
         _ => match Limited::new(body, MAX_BODY_BYTES + 1).collect().await {
             Ok(collected) => Ok(collected.to_bytes()),
-            Err(_) => Err(MAX_BODY_BYTES + 1),
+            Err(e) if e.is::<LengthLimitError>() => Err(ApiError::BodyTooLarge(MAX_BODY_BYTES + 1)),
+            // Broken framing: bad chunked encoding, or the client stopped before Content-Length.
+            Err(e) => Err(ApiError::InvalidJson(format!(
+                "cannot read the request body: {e}"
+            ))),
         },
     };
     let response = match body {
@@ -94,10 +98,11 @@ async fn handle(api: &Api, req: Request<Incoming>, request_id: String) -> Respon
             };
             api.handle(api_req).await
         }
-        Err(len) => {
-            // The rest of the body is left unread, so this connection cannot carry another
-            // request: say so, and keep-alive clients reconnect instead of writing into it.
-            let mut resp = error_response(&ApiError::BodyTooLarge(len), &request_id);
+        Err(error) => {
+            // The rest of the body is left unread (or its framing is broken), so this connection
+            // cannot carry another request: say so, and keep-alive clients reconnect instead of
+            // writing into it.
+            let mut resp = error_response(&error, &request_id);
             resp.headers_mut().insert(
                 http::header::CONNECTION,
                 http::HeaderValue::from_static("close"),

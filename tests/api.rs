@@ -165,6 +165,29 @@ async fn corpus_through_the_handler() {
 /// The body is written while the answer is read: the server may answer 413 and close without
 /// reading a large body, so a failed write, or a reset once the answer has arrived, is not an
 /// error.
+/// Sends `head` and `body`, then closes the sending side, and reads the answer.
+async fn half_closed_exchange(
+    addr: std::net::SocketAddr,
+    head: &str,
+    body: &[u8],
+) -> (u16, String, Vec<u8>) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream
+        .write_all(&[head.as_bytes(), body].concat())
+        .await
+        .unwrap();
+    stream.shutdown().await.unwrap();
+    let mut buf = Vec::new();
+    stream.read_to_end(&mut buf).await.unwrap();
+    let split = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("response head");
+    let head = String::from_utf8_lossy(&buf[..split]).to_ascii_lowercase();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, head, buf[split + 4..].to_vec())
+}
+
 async fn raw_exchange(
     addr: std::net::SocketAddr,
     head: &str,
@@ -251,6 +274,21 @@ async fn corpus_through_the_local_server() {
     let (status, _, _) =
         support::raw_request(addr, head, format!("{chunk}0\r\n\r\n").as_bytes()).await;
     assert_eq!(status, 413);
+    // Broken framing is a bad request, not an oversized one: a chunk size that is not hex, and a
+    // body shorter than its Content-Length (the client stops sending).
+    let chunked = "POST /route HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n";
+    let short =
+        "POST /route HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\nconnection: close\r\n\r\n";
+    for (head, body) in [
+        (chunked, b"zz\r\nabc\r\n0\r\n\r\n".as_slice()),
+        (short, br#"{"query":"cost"}"#.as_slice()),
+    ] {
+        let (status, _, body) = half_closed_exchange(addr, head, body).await;
+        let text = String::from_utf8_lossy(&body);
+        assert_eq!(status, 400, "{head:?}: {text}");
+        assert!(text.contains("\"invalid_json\""), "{text}");
+        assert!(text.contains("cannot read the request body"), "{text}");
+    }
     // What hyper refuses itself, before the handler, with an empty body: a request line it
     // cannot parse, and headers over its buffer.
     let (status, _, body) = raw_exchange(addr, "GARBAGE\r\n\r\n", b"").await;

@@ -145,6 +145,14 @@ fn validation_errors_table() {
         (
             with_default(
                 "general",
+                "[[agents]]\nname = \"on-call\"\ndescription = \"a\"\n[[agents]]\nname = \"on_call\"\ndescription = \"b\"\n[[agents]]\nname = \"general\"\ndescription = \"c\"\n",
+            ),
+            |e| matches!(e, CatalogueError::AgentNamesClash { first, second } if first == "on-call" && second == "on_call"),
+            &["on-call", "on_call", "ROUTER_TARGET_"],
+        ),
+        (
+            with_default(
+                "general",
                 "[[agents]]\nname = \"general\"\ndescription = \"  \"\n",
             ),
             |e| matches!(e, CatalogueError::InvalidDescription { .. }),
@@ -154,6 +162,62 @@ fn validation_errors_table() {
             with_default(
                 "general",
                 "[[agents]]\nname = \"general\"\ndescription = \"a\\nb\"\n",
+            ),
+            |e| matches!(e, CatalogueError::InvalidDescription { .. }),
+            &["one non-empty line"],
+        ),
+        (
+            with_default(
+                "general",
+                "[[agents]]\nname = \"general\"\ndescription = \"a\\u2028b\"\n",
+            ),
+            |e| matches!(e, CatalogueError::InvalidDescription { .. }),
+            &["one non-empty line"],
+        ),
+        (
+            with_default(
+                "general",
+                "[[agents]]\nname = \"general\"\ndescription = \"a\\u2029b\"\n",
+            ),
+            |e| matches!(e, CatalogueError::InvalidDescription { .. }),
+            &["one non-empty line"],
+        ),
+        (
+            with_default(
+                "general",
+                "[[agents]]\nname = \"general\"\ndescription = \"a\\u0085b\"\n",
+            ),
+            |e| matches!(e, CatalogueError::InvalidDescription { .. }),
+            &["one non-empty line"],
+        ),
+        (
+            with_default(
+                "general",
+                "[[agents]]\nname = \"general\"\ndescription = \"a\\u000Bb\"\n",
+            ),
+            |e| matches!(e, CatalogueError::InvalidDescription { .. }),
+            &["one non-empty line"],
+        ),
+        (
+            with_default(
+                "general",
+                "[[agents]]\nname = \"general\"\ndescription = \"a\\fb\"\n",
+            ),
+            |e| matches!(e, CatalogueError::InvalidDescription { .. }),
+            &["one non-empty line"],
+        ),
+        (
+            with_default(
+                "general",
+                "[[agents]]\nname = \"general\"\ndescription = \"a\\tb\"\n",
+            ),
+            |e| matches!(e, CatalogueError::InvalidDescription { .. }),
+            &["one non-empty line"],
+        ),
+        (
+            with_default(
+                "general",
+                "[[agents]]\nname = \"general\"\ndescription = \"a\\u0000b\"\n",
             ),
             |e| matches!(e, CatalogueError::InvalidDescription { .. }),
             &["one non-empty line"],

@@ -7,6 +7,7 @@ use std::sync::OnceLock;
 
 use agent_router::Catalogue;
 use agent_router::catalogue::{CatalogueBuilder, FastPathSettings};
+use agent_router::llm::{DEFAULT_SYSTEM_PROMPT, render_system_prompt};
 use agent_router::tune::eval::{LLM_OUTPUT_TOKENS, estimate_prompt_tokens};
 use agent_router::tune::{
     EvalOptions, Example, MineOptions, Mined, TuneError, evaluate, mine, parse_examples,
@@ -261,21 +262,26 @@ fn cost_estimate_follows_the_formula() {
     let data = examples(&rows);
     let r = evaluate(&c, &data, &EvalOptions::default()).unwrap();
     assert!(close(r.llm_call_rate, 0.5));
-    let tokens = estimate_prompt_tokens(&c, 6);
+    let tokens = estimate_prompt_tokens(DEFAULT_SYSTEM_PROMPT, &c, 6).unwrap();
     assert_eq!(r.est_input_tokens, tokens);
-    assert!(tokens > 60, "the prompt alone is about 60 words: {tokens}");
+    // The router's own prompt, rendered with the agents, and the 6-character average query.
+    let rendered = render_system_prompt(DEFAULT_SYSTEM_PROMPT, &c).unwrap();
+    assert!(rendered.contains("security: IAM and MFA."), "{rendered}");
+    assert_eq!(tokens, (rendered.chars().count() as u64 + 6).div_ceil(4));
     let want = 0.5 * 1e6 * (tokens as f64 * 1.0 + LLM_OUTPUT_TOKENS as f64 * 5.0) / 1e6;
     assert!(close(r.est_cost_per_million_usd, want), "{r:?}");
 
     let priced = EvalOptions {
         price_per_mtok_in: 3.0,
         price_per_mtok_out: 15.0,
+        ..EvalOptions::default()
     };
     let r = evaluate(&c, &data, &priced).unwrap();
     assert!(close(r.est_cost_per_million_usd, 3.0 * want));
     let free = EvalOptions {
         price_per_mtok_in: 0.0,
         price_per_mtok_out: 0.0,
+        ..EvalOptions::default()
     };
     assert!(close(
         evaluate(&c, &data, &free).unwrap().est_cost_per_million_usd,
@@ -287,6 +293,20 @@ fn cost_estimate_follows_the_formula() {
     };
     assert!(matches!(
         evaluate(&c, &data, &negative),
+        Err(TuneError::Option(_))
+    ));
+    // A custom prompt counts instead of the router's own; one that cannot render is refused.
+    let longer = EvalOptions {
+        prompt_template: format!("{} Be brief.", DEFAULT_SYSTEM_PROMPT.trim()),
+        ..EvalOptions::default()
+    };
+    assert!(evaluate(&c, &data, &longer).unwrap().est_input_tokens > tokens);
+    let no_agents = EvalOptions {
+        prompt_template: "Pick an agent.".to_owned(),
+        ..EvalOptions::default()
+    };
+    assert!(matches!(
+        evaluate(&c, &data, &no_agents),
         Err(TuneError::Option(_))
     ));
 }

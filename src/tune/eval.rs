@@ -27,13 +27,10 @@ use serde::Serialize;
 
 use crate::catalogue::Catalogue;
 use crate::fastpath::{FastOutcome, FastPath};
+use crate::llm::{DEFAULT_SYSTEM_PROMPT, render_system_prompt};
 use crate::tune::mine::DEFAULT_MAX_OOS_RATE;
 use crate::tune::thresholds::{Scored, best_pair};
 use crate::tune::{Example, TuneError, agent_name_for_label};
-
-/// Stands in for the system prompt of the LLM tier when estimating its size: about 60 words, as
-/// the real prompt is. The agents' `name: description` lines and the query come after it.
-pub const LLM_PROMPT_ESTIMATE: &str = "You are the router of a multi-agent assistant. Read the user's query and decide which single agent below should handle it. Answer with the agent's name only, exactly as it is written in the list, with no punctuation, explanation or other words. If no agent clearly fits the query, answer with the name of the default agent. The agents, one per line, as name: description:";
 
 /// Estimated output tokens of one LLM routing answer (an agent name).
 pub const LLM_OUTPUT_TOKENS: u64 = 5;
@@ -50,13 +47,16 @@ pub const TOP_CONFUSIONS: usize = 10;
 /// The precision targets the report gives an operating point for.
 pub const OPERATING_TARGETS: [f64; 5] = [0.95, 0.97, 0.98, 0.99, 0.995];
 
-/// Prices used for the LLM cost estimate.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// What the LLM cost estimate is computed from.
+#[derive(Debug, Clone, PartialEq)]
 pub struct EvalOptions {
     /// USD per million input tokens.
     pub price_per_mtok_in: f64,
     /// USD per million output tokens.
     pub price_per_mtok_out: f64,
+    /// The LLM tier's system prompt template (the router's own by default), rendered with the
+    /// catalogue's agents to count the input tokens of one call.
+    pub prompt_template: String,
 }
 
 impl Default for EvalOptions {
@@ -64,6 +64,7 @@ impl Default for EvalOptions {
         EvalOptions {
             price_per_mtok_in: DEFAULT_PRICE_PER_MTOK_IN,
             price_per_mtok_out: DEFAULT_PRICE_PER_MTOK_OUT,
+            prompt_template: DEFAULT_SYSTEM_PROMPT.to_owned(),
         }
     }
 }
@@ -319,7 +320,8 @@ pub fn evaluate(
     } else {
         all_chars.div_ceil(queries.max(1))
     };
-    let est_input_tokens = estimate_prompt_tokens(catalogue, avg_query_chars);
+    let est_input_tokens =
+        estimate_prompt_tokens(&options.prompt_template, catalogue, avg_query_chars)?;
     let per_call_usd = (est_input_tokens as f64 * options.price_per_mtok_in
         + LLM_OUTPUT_TOKENS as f64 * options.price_per_mtok_out)
         / 1e6;
@@ -361,17 +363,17 @@ pub fn evaluate(
     })
 }
 
-/// Estimated input tokens of one LLM routing call: [`LLM_PROMPT_ESTIMATE`], one
-/// `name: description` line per agent and a query of `query_chars` characters, at one token per
-/// four characters (rounded up).
-pub fn estimate_prompt_tokens(catalogue: &Catalogue, query_chars: usize) -> u64 {
-    let agent_lines: usize = catalogue
-        .agents()
-        .iter()
-        .map(|a| a.name.chars().count() + 2 + a.description.chars().count() + 1)
-        .sum();
-    let chars = LLM_PROMPT_ESTIMATE.chars().count() + 1 + agent_lines + query_chars;
-    chars.div_ceil(4) as u64
+/// Estimated input tokens of one LLM routing call: the system prompt the router would send
+/// (`template` rendered with the catalogue's agents) and a query of `query_chars` characters, at
+/// one token per four characters (rounded up).
+pub fn estimate_prompt_tokens(
+    template: &str,
+    catalogue: &Catalogue,
+    query_chars: usize,
+) -> Result<u64, TuneError> {
+    let prompt = render_system_prompt(template, catalogue)
+        .map_err(|e| TuneError::Option(format!("the LLM prompt cannot be rendered: {e}")))?;
+    Ok((prompt.chars().count() + query_chars).div_ceil(4) as u64)
 }
 
 impl EvalReport {
