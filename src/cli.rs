@@ -133,6 +133,13 @@ where
             "--routes, --data, --out, --json, --price-*, --min-* are for eval and keywords".into(),
         );
     }
+    // Flags a command would ignore are refused, so a typo'd invocation does not run on defaults.
+    if (host.is_some() || port.is_some()) && !matches!(sub.as_deref(), None | Some("serve")) {
+        return Err("--host and --port are for serve".into());
+    }
+    if config.is_some() && matches!(sub.as_deref(), Some("eval" | "keywords")) {
+        return Err("eval reads its routes file from --routes; keywords takes no --config".into());
+    }
     match sub.as_deref() {
         Some("eval") => {
             if out.is_some() || min_precision.is_some() || min_support.is_some() {
@@ -198,6 +205,13 @@ mod tests {
             ),
             (&["route"], Err(())),
             (&["check"], Ok(Command::Check { config: None })),
+            (&["check", "--port", "80"], Err(())),
+            (&["route", "--host", "0.0.0.0", "hi"], Err(())),
+            (&["keywords", "--data", "d", "--config", "c"], Err(())),
+            (
+                &["eval", "--routes", "r", "--data", "d", "--config", "c"],
+                Err(()),
+            ),
             (&["frobnicate"], Err(())),
             (&["serve", "extra"], Err(())),
             (
