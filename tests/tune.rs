@@ -183,12 +183,55 @@ fn eval_per_agent_confusions_and_unknown_labels() {
             ("security", "cost", 1)
         ]
     );
+    // Each confusion shows its query and the keywords that decided it.
+    let examples: Vec<(&str, Vec<&str>)> = r
+        .confusions
+        .iter()
+        .flat_map(|c| &c.examples)
+        .map(|e| {
+            (
+                e.query.as_str(),
+                e.matched.iter().map(String::as_str).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        examples,
+        vec![
+            ("bill", vec!["bill"]),
+            ("mfa", vec!["mfa"]),
+            ("invoice", vec!["invoice"])
+        ]
+    );
     let text = r.to_text();
     assert!(
         text.contains("warning: labels that name no agent"),
         "{text}"
     );
     assert!(text.contains("billing (1)"), "{text}");
+    assert!(
+        text.contains("e.g. \"invoice\" (matched: invoice)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn confusion_examples_stop_at_the_limit() {
+    let rows = [
+        ("invoice one", "security"),
+        ("invoice two", "security"),
+        ("invoice three", "security"),
+    ];
+    let r = evaluate(&tiny(), &examples(&rows), &EvalOptions::default()).unwrap();
+    assert_eq!(r.confusions.len(), 1);
+    let c = &r.confusions[0];
+    assert_eq!(c.count, 3);
+    let queries: Vec<&str> = c.examples.iter().map(|e| e.query.as_str()).collect();
+    assert_eq!(
+        queries.len(),
+        agent_router::tune::eval::EXAMPLES_PER_CONFUSION
+    );
+    assert_eq!(queries, ["invoice one", "invoice two"]);
 }
 
 #[test]

@@ -44,6 +44,9 @@ pub const DEFAULT_PRICE_PER_MTOK_OUT: f64 = 5.0;
 /// How many confusions the report lists.
 pub const TOP_CONFUSIONS: usize = 10;
 
+/// How many example queries the report shows for each listed confusion.
+pub const EXAMPLES_PER_CONFUSION: usize = 2;
+
 /// The precision targets the report gives an operating point for.
 pub const OPERATING_TARGETS: [f64; 5] = [0.95, 0.97, 0.98, 0.99, 0.995];
 
@@ -93,6 +96,18 @@ pub struct Confusion {
     pub got: String,
     /// How many queries.
     pub count: usize,
+    /// The first few of those queries (at most [`EXAMPLES_PER_CONFUSION`]), with the keywords
+    /// that decided them: what to reweigh, move or remove in the routes file.
+    pub examples: Vec<ConfusionExample>,
+}
+
+/// A query the fast path got wrong, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConfusionExample {
+    /// The query, as written in the data.
+    pub query: String,
+    /// The winning agent's keywords found in it.
+    pub matched: Vec<String>,
 }
 
 /// The thresholds that would decide most in-scope queries of the evaluated data at one precision
@@ -204,8 +219,9 @@ pub fn evaluate(
     let mut support: Vec<usize> = vec![0; agents.len()];
     let mut decided_for: Vec<usize> = vec![0; agents.len()];
     let mut correct_for: Vec<usize> = vec![0; agents.len()];
-    // (expected index or None for out-of-scope, got agent) -> count
-    let mut confusions: BTreeMap<(Option<usize>, usize), usize> = BTreeMap::new();
+    // (expected index or None for out-of-scope, got agent) -> (count, first examples)
+    type Seen = (usize, Vec<ConfusionExample>);
+    let mut confusions: BTreeMap<(Option<usize>, usize), Seen> = BTreeMap::new();
 
     let (mut in_scope, mut out_of_scope, mut decided, mut correct, mut oos_fast) = (0, 0, 0, 0, 0);
     let (mut unrouted_chars, mut all_chars) = (0usize, 0usize);
@@ -240,9 +256,22 @@ pub fn evaluate(
         };
         let scan = fast.scan(&ex.query);
         scored.push(Scored::from_scan(&scan, expected));
-        let got = match fast.judge(&scan) {
-            FastOutcome::Decided { agent, .. } => Some(agent),
-            FastOutcome::Unrouted { .. } => None,
+        let (got, matched) = match fast.judge(&scan) {
+            FastOutcome::Decided {
+                agent, keywords, ..
+            } => (Some(agent), keywords),
+            FastOutcome::Unrouted { .. } => (None, Vec::new()),
+        };
+        let mut confused = |key: (Option<usize>, usize)| {
+            let (count, examples) = confusions.entry(key).or_default();
+            *count += 1;
+            if examples.len() < EXAMPLES_PER_CONFUSION {
+                let keywords = &agents[key.1].keywords;
+                examples.push(ConfusionExample {
+                    query: ex.query.clone(),
+                    matched: matched.iter().map(|&k| keywords[k].text.clone()).collect(),
+                });
+            }
         };
         if got.is_none() {
             unrouted_chars += chars;
@@ -252,7 +281,7 @@ pub fn evaluate(
                 out_of_scope += 1;
                 if let Some(g) = g {
                     oos_fast += 1;
-                    *confusions.entry((None, g)).or_default() += 1;
+                    confused((None, g));
                 }
             }
             (Some(e), g) => {
@@ -265,7 +294,7 @@ pub fn evaluate(
                         correct += 1;
                         correct_for[g] += 1;
                     } else {
-                        *confusions.entry((Some(e), g)).or_default() += 1;
+                        confused((Some(e), g));
                     }
                 }
             }
@@ -297,10 +326,11 @@ pub fn evaluate(
         .collect();
     let mut confusions: Vec<Confusion> = confusions
         .into_iter()
-        .map(|((e, g), count)| Confusion {
+        .map(|((e, g), (count, examples))| Confusion {
             expected: e.map_or(super::OUT_OF_SCOPE_LABEL.to_owned(), |e| names[e].clone()),
             got: names[g].clone(),
             count,
+            examples,
         })
         .collect();
     confusions.sort_by(|a, b| {
@@ -462,6 +492,14 @@ impl EvalReport {
             writeln!(s, "\nmost common confusions (expected -> got):")?;
             for c in &self.confusions {
                 writeln!(s, "  {:>5}  {} -> {}", c.count, c.expected, c.got)?;
+                for e in &c.examples {
+                    writeln!(
+                        s,
+                        "         e.g. {:?} (matched: {})",
+                        e.query,
+                        e.matched.join(", ")
+                    )?;
+                }
             }
         }
         if let Some(first) = self.operating_points.first() {
