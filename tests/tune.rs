@@ -643,17 +643,31 @@ fn clinc_mined_file_loads_in_the_binary() {
         std::process::id()
     ));
     std::fs::write(&path, text).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_agent-router"))
+    let bin = env!("CARGO_BIN_EXE_agent-router");
+    // As --config, and as ROUTER_CONFIG (how a deployment points at it), where it also routes.
+    let by_flag = std::process::Command::new(bin)
         .args(["check", "--config"])
         .arg(&path)
         .output()
         .expect("run agent-router");
+    let by_env = std::process::Command::new(bin)
+        .args(["route", "how do i change the oil in my car"])
+        .env("ROUTER_CONFIG", &path)
+        .env("ROUTER_LLM", "off")
+        .env("ROUTER_DISPATCH", "off")
+        .output()
+        .expect("run agent-router");
     let _ = std::fs::remove_file(&path);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "check failed: {stdout} {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(stdout.contains("routes file OK"), "{stdout}");
+    for (what, out, want) in [
+        ("check --config", &by_flag, "routes file OK"),
+        ("ROUTER_CONFIG route", &by_env, "auto_and_commute"),
+    ] {
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{what} failed: {stdout} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains(want), "{what}: {stdout}");
+    }
 }
