@@ -13,7 +13,8 @@ use crate::dispatch::Dispatcher;
 use crate::lambda_invoker::LambdaInvoker;
 use crate::router::Router;
 use crate::settings::{
-    Switch, aws_configured, dispatch_config, llm_config, load_catalogue, process_env, routes_source,
+    Switch, aws_configured, dispatch_config, llm_config, load_catalogue, process_env, prompt_file,
+    routes_source,
 };
 
 /// Default local port when neither `--port` nor `PORT` is given.
@@ -63,11 +64,9 @@ pub async fn run(command: Command) -> Result<(), AppError> {
         } => {
             let defaults = crate::tune::EvalOptions::default();
             // The prompt the router would send: its own, or ROUTER_SYSTEM_PROMPT_FILE's.
-            let prompt_template = match process_env("ROUTER_SYSTEM_PROMPT_FILE") {
-                Some(path) if !path.trim().is_empty() => {
-                    read_prompt_file(std::path::Path::new(&path))?
-                }
-                _ => defaults.prompt_template,
+            let prompt_template = match prompt_file(process_env) {
+                Some(path) => read_prompt_file(&path)?,
+                None => defaults.prompt_template,
             };
             let options = crate::tune::EvalOptions {
                 price_per_mtok_in: price_per_mtok_in.map_or(defaults.price_per_mtok_in, |p| p.0),
@@ -163,8 +162,6 @@ pub fn build_api(config: Option<&std::path::Path>) -> Result<Api, AppError> {
     Ok(api.with_dispatcher(Arc::new(dispatcher)))
 }
 
-/// Where AWS region and credentials would come from (`None`: not configured), looked up once per
-/// start-up and shared by the LLM tier and dispatch.
 /// Reads the `ROUTER_SYSTEM_PROMPT_FILE` template.
 fn read_prompt_file(path: &std::path::Path) -> Result<String, String> {
     std::fs::read_to_string(path).map_err(|e| {
@@ -175,6 +172,8 @@ fn read_prompt_file(path: &std::path::Path) -> Result<String, String> {
     })
 }
 
+/// Where AWS region and credentials would come from (`None`: not configured), looked up once per
+/// start-up and shared by the LLM tier and dispatch.
 fn detect_aws() -> Option<&'static str> {
     aws_configured(process_env, |p| p.is_file())
 }

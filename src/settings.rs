@@ -182,6 +182,14 @@ fn parse_var<T: std::str::FromStr>(
     }
 }
 
+/// The LLM tier's system prompt template file, `ROUTER_SYSTEM_PROMPT_FILE` (unset or blank:
+/// the embedded template). Read by the router's start-up and by `eval`'s cost estimate.
+pub fn prompt_file(env: impl Fn(&str) -> Option<String>) -> Option<PathBuf> {
+    env("ROUTER_SYSTEM_PROMPT_FILE")
+        .filter(|v| !v.trim().is_empty())
+        .map(PathBuf::from)
+}
+
 /// Reads the LLM tier's configuration:
 /// `ROUTER_LLM`, `ROUTER_MODEL_ID`, `ROUTER_LLM_RETRY_MODE` (`standard` or `adaptive`),
 /// `ROUTER_LLM_TEMPERATURE` (a number, or `none` to send no
@@ -265,9 +273,7 @@ pub fn llm_config(env: impl Fn(&str) -> Option<String>) -> Result<LlmConfig, Set
     )? {
         tier.cache_capacity = n;
     }
-    let prompt_file = env("ROUTER_SYSTEM_PROMPT_FILE")
-        .filter(|v| !v.trim().is_empty())
-        .map(PathBuf::from);
+    let prompt_file = prompt_file(&env);
     Ok(LlmConfig {
         mode,
         bedrock,
