@@ -29,7 +29,7 @@ use crate::catalogue::Catalogue;
 use crate::fastpath::{FastOutcome, FastPath};
 use crate::llm::{DEFAULT_SYSTEM_PROMPT, render_system_prompt};
 use crate::tune::mine::DEFAULT_MAX_OOS_RATE;
-use crate::tune::thresholds::{Scored, best_pair};
+use crate::tune::thresholds::{Scored, best_pair, ratio};
 use crate::tune::{Example, TuneError, agent_name_for_label};
 
 /// Estimated output tokens of one LLM routing answer (an agent name).
@@ -301,13 +301,6 @@ pub fn evaluate(
         }
     }
 
-    let ratio = |num: usize, den: usize, empty: f64| {
-        if den == 0 {
-            empty
-        } else {
-            num as f64 / den as f64
-        }
-    };
     let per_agent = names
         .iter()
         .enumerate()

@@ -115,7 +115,8 @@ impl Tally {
     }
 }
 
-fn ratio(num: usize, den: usize, empty: f64) -> f64 {
+/// `num / den`, or `empty` when `den` is 0.
+pub(crate) fn ratio(num: usize, den: usize, empty: f64) -> f64 {
     if den == 0 {
         empty
     } else {
