@@ -179,13 +179,7 @@ async fn half_closed_exchange(
     stream.shutdown().await.unwrap();
     let mut buf = Vec::new();
     stream.read_to_end(&mut buf).await.unwrap();
-    let split = buf
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("response head");
-    let head = String::from_utf8_lossy(&buf[..split]).to_ascii_lowercase();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    (status, head, buf[split + 4..].to_vec())
+    support::split_response(&buf)
 }
 
 async fn raw_exchange(
@@ -205,13 +199,7 @@ async fn raw_exchange(
         assert!(!buf.is_empty(), "no answer: {e}");
     }
     drop(writer.await.expect("writer task"));
-    let split = buf
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("response head");
-    let head = String::from_utf8_lossy(&buf[..split]).to_ascii_lowercase();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    (status, head, buf[split + 4..].to_vec())
+    support::split_response(&buf)
 }
 
 /// The value of header `name` (lower case) in a lower-cased response head.

@@ -128,16 +128,20 @@ pub async fn raw_request(
     stream.write_all(body).await.unwrap();
     let mut buf = Vec::new();
     stream.read_to_end(&mut buf).await.unwrap();
+    let (status, head, body) = split_response(&buf);
+    let ct = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-type: ").map(str::to_owned));
+    (status, ct, body)
+}
+
+/// A raw HTTP/1.1 response as (status, lower-cased head, body).
+pub fn split_response(buf: &[u8]) -> (u16, String, Vec<u8>) {
     let split = buf
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
         .expect("response head");
-    let head = String::from_utf8_lossy(&buf[..split]).to_string();
+    let head = String::from_utf8_lossy(&buf[..split]).to_ascii_lowercase();
     let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    let ct = head.lines().find_map(|l| {
-        l.to_ascii_lowercase()
-            .strip_prefix("content-type: ")
-            .map(str::to_owned)
-    });
-    (status, ct, buf[split + 4..].to_vec())
+    (status, head, buf[split + 4..].to_vec())
 }
