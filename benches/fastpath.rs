@@ -1,8 +1,8 @@
 //! In-process benchmarks (divan): the fast path alone, and the whole handler from a Lambda event
 //! to a response body. Run with `cargo bench --bench fastpath`.
 //!
-//! Queries: the product's seed queries, and (when `../shared/data/clinc150/val.jsonl` is beside the
-//! repository) the CLINC150 validation queries.
+//! Queries: the product's seed queries, and the CLINC150 validation queries
+//! (`data/clinc150/val.jsonl`).
 
 use std::sync::{Arc, LazyLock};
 
@@ -29,10 +29,7 @@ static ROUTER: LazyLock<Arc<Router>> =
     LazyLock::new(|| Arc::new(Router::new(Catalogue::embedded_default().unwrap()).unwrap()));
 
 static CLINC: LazyLock<Vec<String>> = LazyLock::new(|| {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/data/clinc150/val.jsonl"
-    );
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/data/clinc150/val.jsonl");
     std::fs::read_to_string(path)
         .map(|text| {
             text.lines()
@@ -45,7 +42,7 @@ static CLINC: LazyLock<Vec<String>> = LazyLock::new(|| {
 
 /// One query of about 60 bytes, per iteration.
 #[divan::bench(args = SEED_QUERIES)]
-fn fast_path_seed(query: &str) -> agent_router::fastpath::FastOutcome {
+fn fast_path_seed(query: &str) -> agent_router::routing::FastOutcome {
     ROUTER.fast_path().decide(black_box(query))
 }
 
@@ -83,7 +80,7 @@ fn handler_from_event(bencher: Bencher) {
         .unwrap();
     bencher.bench_local(|| {
         let req = lambda_http::request::from_str(black_box(EVENT_V2)).unwrap();
-        let resp = rt.block_on(api.handle(agent_router::lambda::to_api_request(req)));
+        let resp = rt.block_on(api.handle(agent_router::api::to_api_request(req)));
         black_box(resp.into_body())
     });
 }
@@ -98,5 +95,5 @@ fn init_parse_catalogue() -> Catalogue {
 #[divan::bench]
 fn init_compile_fast_path(bencher: Bencher) {
     let catalogue = Catalogue::embedded_default().unwrap();
-    bencher.bench_local(|| agent_router::fastpath::FastPath::new(black_box(&catalogue)).unwrap());
+    bencher.bench_local(|| agent_router::routing::FastPath::new(black_box(&catalogue)).unwrap());
 }

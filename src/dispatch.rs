@@ -4,71 +4,19 @@
 //! `{"query", "session_id", "routing": {"agent", "routing_method", "matched", "confidence"},
 //! "request_id"}` and answers with any JSON, which the caller gets back as `result` (a non-JSON
 //! answer comes back as a string). The invocation sits behind the [`Invoker`] port:
-//! [`crate::lambda_invoker`] is the real adapter (Lambda `Invoke`), [`StaticInvoker`] a double.
+//! [`crate::aws::LambdaInvoker`] is the real adapter (Lambda `Invoke`),
+//! [`crate::ports::StaticInvoker`] a double.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::normalize::truncate_bytes;
-use crate::router::Decision;
+use crate::ports::{Invocation, InvokeError, Invoker};
+use crate::routing::{Decision, RoutingMethod, micros, truncate_bytes};
 
 /// Default time an agent gets to answer.
 pub const DEFAULT_AGENT_TIMEOUT: Duration = Duration::from_secs(25);
-
-/// A future returned by an [`Invoker`].
-pub type InvokeFuture<'a> =
-    Pin<Box<dyn Future<Output = Result<Invocation, InvokeError>> + Send + 'a>>;
-
-/// The port to the agents: call a target synchronously with a JSON payload.
-pub trait Invoker: Send + Sync + std::fmt::Debug {
-    /// Invokes `target` (function name, ARN or alias) with `payload`, within `timeout`.
-    fn invoke<'a>(
-        &'a self,
-        target: &'a str,
-        payload: Vec<u8>,
-        timeout: Duration,
-    ) -> InvokeFuture<'a>;
-}
-
-/// What the agent's function returned.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Invocation {
-    /// The response payload.
-    pub payload: Vec<u8>,
-    /// Set when the function raised an error (`Handled` / `Unhandled`); the payload then holds
-    /// `{"errorMessage", "errorType"}`.
-    pub function_error: Option<String>,
-}
-
-/// Why an invocation produced no answer.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum InvokeError {
-    /// No answer within the timeout.
-    #[error("the agent did not answer in time")]
-    Timeout,
-    /// The Lambda service throttled the call; retry after this many seconds if known.
-    #[error("throttled: {message}")]
-    Throttled {
-        /// The service's message.
-        message: String,
-        /// Seconds to wait before retrying, when the service said.
-        retry_after: Option<u64>,
-    },
-    /// The target function does not exist.
-    #[error("function not found: {0}")]
-    NotFound(String),
-    /// The router may not invoke the target.
-    #[error("access denied: {0}")]
-    AccessDenied(String),
-    /// The service could not be reached or answered with another error.
-    #[error("{0}")]
-    Failed(String),
-}
 
 /// A dispatch failure, ready for the HTTP layer: each maps to a status and code.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -130,7 +78,7 @@ struct Payload<'a> {
 #[derive(Serialize)]
 struct Routing<'a> {
     agent: &'a str,
-    routing_method: crate::RoutingMethod,
+    routing_method: RoutingMethod,
     matched: &'a [String],
     confidence: f32,
 }
@@ -195,7 +143,7 @@ impl Dispatcher {
         let started = Instant::now();
         let outcome =
             tokio::time::timeout(timeout, self.invoker.invoke(target, payload, timeout)).await;
-        let agent_us = crate::router::micros(started);
+        let agent_us = micros(started);
         let unavailable = |reason: String| DispatchError::Unavailable {
             agent: agent.to_owned(),
             target: target.to_owned(),
@@ -262,50 +210,10 @@ fn error_message(inv: &Invocation) -> String {
 /// Longest agent error message passed on to the caller, in bytes.
 const MAX_ERROR_MESSAGE_BYTES: usize = 1000;
 
-/// An [`Invoker`] double that answers every call with the same outcome and records payloads.
-#[derive(Debug)]
-pub struct StaticInvoker {
-    outcome: Result<Invocation, InvokeError>,
-    delay: Duration,
-    calls: std::sync::Mutex<Vec<(String, Vec<u8>)>>,
-}
-
-impl StaticInvoker {
-    /// A double that waits `delay` (tokio time) and then returns `outcome`.
-    pub fn new(outcome: Result<Invocation, InvokeError>, delay: Duration) -> Self {
-        StaticInvoker {
-            outcome,
-            delay,
-            calls: std::sync::Mutex::new(Vec::new()),
-        }
-    }
-
-    /// The `(target, payload)` of every call so far.
-    pub fn calls(&self) -> Vec<(String, Vec<u8>)> {
-        self.calls.lock().map(|c| c.clone()).unwrap_or_default()
-    }
-}
-
-impl Invoker for StaticInvoker {
-    fn invoke<'a>(
-        &'a self,
-        target: &'a str,
-        payload: Vec<u8>,
-        _timeout: Duration,
-    ) -> InvokeFuture<'a> {
-        if let Ok(mut calls) = self.calls.lock() {
-            calls.push((target.to_owned(), payload));
-        }
-        Box::pin(async move {
-            tokio::time::sleep(self.delay).await;
-            self.outcome.clone()
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ports::StaticInvoker;
     use std::sync::Arc;
 
     fn ok(payload: &str) -> Result<Invocation, InvokeError> {

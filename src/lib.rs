@@ -1,35 +1,33 @@
 //! agent-router: routes natural-language queries to the right AI agent, fast and cheaply.
 //!
-//! Deciding is a cascade, cheapest first (see [`router::Router::route`]):
-//! 1. [`fastpath`]: one Aho-Corasick automaton over every agent's keywords;
-//! 2. [`cache`]: LLM decisions reused for a TTL;
-//! 3. [`llm`]: one short model call ([`bedrock`] adapter), answer checked against the agents;
-//! 4. the default agent, so the router fails open instead of erroring.
+//! Deciding is a cascade, cheapest first (see [`Router::route`]): a keyword fast path (one
+//! Aho-Corasick automaton), a decision cache, one short LLM call, and the default agent, so the
+//! router fails open instead of erroring.
 //!
-//! The routing core ([`catalogue`], [`normalize`], [`fastpath`], [`router`]) has no Lambda or AWS
-//! types in it. [`api`] is the transport-independent HTTP API; [`server`] (local HTTP) and
-//! [`lambda`] (Lambda events) are thin adapters around it; [`app`] wires the binary.
+//! The tree shows the layers, each depending only on those above it:
+//!
+//! | module | layer |
+//! |---|---|
+//! | [`ports`] | interfaces to the outside world (chat model, agents), each with its test double |
+//! | [`routing`] | the routing core: catalogue, fast path, cache, cascade; no HTTP or AWS types |
+//! | [`dispatch`] | invoking the chosen agent through the [`ports::Invoker`] port |
+//! | [`aws`] | the AWS adapters (Bedrock, Lambda) and their shared SDK configuration |
+//! | [`api`] | the HTTP API, the local server and the Lambda event adapter |
+//! | [`ops`] | metrics and logging |
+//! | [`app`] | the binary's wiring: command line, settings, start-up |
+//! | [`tune`] | offline tuning: `eval` and `keywords` over labelled queries |
 #![warn(missing_docs)]
 
 pub mod api;
 pub mod app;
 pub mod aws;
-pub mod bedrock;
-pub mod cache;
-pub mod catalogue;
-pub mod cli;
 pub mod dispatch;
-pub mod fastpath;
-pub mod lambda;
-pub mod lambda_invoker;
-pub mod llm;
-pub mod metrics;
-pub mod normalize;
-pub mod router;
-pub mod server;
-pub mod settings;
-pub mod telemetry;
+pub mod ops;
+pub mod ports;
+pub mod routing;
 pub mod tune;
 
-pub use catalogue::{Agent, Catalogue, CatalogueBuilder, CatalogueError, Keyword};
-pub use router::{Decision, FallbackReason, LlmSettings, Router, RoutingMethod};
+pub use routing::{
+    Agent, Catalogue, CatalogueBuilder, CatalogueError, Decision, FallbackReason, Keyword,
+    LlmSettings, Router, RoutingMethod,
+};

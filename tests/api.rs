@@ -12,8 +12,6 @@
 
 use std::sync::Arc;
 
-mod support;
-
 use agent_router::api::{Api, ApiRequest};
 use agent_router::{Catalogue, Router};
 use bytes::Bytes;
@@ -87,6 +85,11 @@ fn check(case: &Case, status: u16, content_type: Option<&str>, body: &[u8]) {
         String::from_utf8_lossy(body)
     );
     assert_eq!(content_type, Some("application/json"), "{what}");
+    if case.method == "HEAD" {
+        // HEAD answers like GET, without the body.
+        assert!(body.is_empty(), "{what}: HEAD answered a body");
+        return;
+    }
     let json: Value =
         serde_json::from_slice(body).unwrap_or_else(|e| panic!("{what}: body is not JSON: {e}"));
     match (&case.code, &case.agent) {
@@ -179,7 +182,7 @@ async fn half_closed_exchange(
     stream.shutdown().await.unwrap();
     let mut buf = Vec::new();
     stream.read_to_end(&mut buf).await.unwrap();
-    support::split_response(&buf)
+    crate::support::split_response(&buf)
 }
 
 async fn raw_exchange(
@@ -199,7 +202,7 @@ async fn raw_exchange(
         assert!(!buf.is_empty(), "no answer: {e}");
     }
     drop(writer.await.expect("writer task"));
-    support::split_response(&buf)
+    crate::support::split_response(&buf)
 }
 
 /// The value of header `name` (lower case) in a lower-cased response head.
@@ -213,12 +216,12 @@ fn header_in(head: &str, name: &str) -> Option<String> {
 
 #[tokio::test]
 async fn corpus_through_the_local_server() {
-    let listener = agent_router::server::bind("127.0.0.1:0".parse().unwrap())
+    let listener = agent_router::api::bind("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(agent_router::server::serve(api(), listener, async {
+    let server = tokio::spawn(agent_router::api::serve(api(), listener, async {
         let _ = stop_rx.await;
     }));
     for case in corpus() {
@@ -254,13 +257,13 @@ async fn corpus_through_the_local_server() {
     // A 1 MiB upload is refused from its Content-Length, without reading it all.
     let head =
         "POST /route HTTP/1.1\r\nhost: x\r\ncontent-length: 1048576\r\nconnection: close\r\n\r\n";
-    let (status, _, body) = support::raw_request(addr, head, b"{\"query\": \"").await;
+    let (status, _, body) = crate::support::raw_request(addr, head, b"{\"query\": \"").await;
     assert_eq!(status, 413, "{}", String::from_utf8_lossy(&body));
     // A chunked body over the limit is cut off at the limit.
     let chunk = format!("{:x}\r\n{}\r\n", 20_000, "x".repeat(20_000));
     let head = "POST /route HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n";
     let (status, _, _) =
-        support::raw_request(addr, head, format!("{chunk}0\r\n\r\n").as_bytes()).await;
+        crate::support::raw_request(addr, head, format!("{chunk}0\r\n\r\n").as_bytes()).await;
     assert_eq!(status, 413);
     // Broken framing is a bad request, not an oversized one: a chunk size that is not hex, and a
     // body shorter than its Content-Length (the client stops sending).
@@ -288,7 +291,7 @@ async fn corpus_through_the_local_server() {
     let (status, _, body) = raw_exchange(addr, &head, b"").await;
     assert_eq!((status, body.len()), (431, 0));
     // Still alive.
-    let (status, _, body) = support::raw_request(
+    let (status, _, body) = crate::support::raw_request(
         addr,
         "GET /health HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
         b"",

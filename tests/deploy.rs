@@ -668,7 +668,7 @@ fn iam_grants_bedrock_and_lambda_on_explicit_arns_only() {
     let model_id = parameter("ModelId")["Default"].as_str().unwrap();
     assert_eq!(
         model_id,
-        agent_router::bedrock::DEFAULT_MODEL_ID,
+        agent_router::aws::DEFAULT_MODEL_ID,
         "template and binary agree on the model"
     );
     let (geo, model) = model_id.split_once('.').unwrap();
@@ -704,7 +704,7 @@ fn iam_grants_bedrock_and_lambda_on_explicit_arns_only() {
         let Some(target) = &agent.target else {
             continue;
         };
-        let var = agent_router::settings::target_env_name(&agent.name);
+        let var = agent_router::app::settings::target_env_name(&agent.name);
         let param = env[&var]["Ref"]
             .as_str()
             .unwrap_or_else(|| panic!("{var} is set from a parameter"));
@@ -722,33 +722,38 @@ fn iam_grants_bedrock_and_lambda_on_explicit_arns_only() {
 
 #[test]
 fn function_environment_holds_only_variables_the_binary_reads() {
-    let mut sources = String::new();
-    for f in std::fs::read_dir(repo().join("src")).unwrap() {
-        let p = f.unwrap().path();
-        if p.extension().is_some_and(|e| e == "rs") {
-            sources.push_str(&std::fs::read_to_string(p).unwrap());
-        }
-    }
+    // The variables the binary reads: every name its start-up settings ask for.
+    let asked = std::sync::Mutex::new(BTreeSet::new());
+    agent_router::app::settings::Settings::read(
+        |name: &str| {
+            asked.lock().unwrap().insert(name.to_owned());
+            None
+        },
+        BTreeMap::new(),
+        |_| false,
+    )
+    .expect("defaults are valid");
+    let asked = asked.into_inner().unwrap();
     let catalogue = Catalogue::embedded_default().unwrap();
     let targets: BTreeSet<String> = catalogue
         .agents()
         .iter()
-        .map(|a| agent_router::settings::target_env_name(&a.name))
+        .map(|a| agent_router::app::settings::target_env_name(&a.name))
         .collect();
     let env = function()["Environment"]["Variables"].as_object().unwrap();
     for (name, value) in env {
         assert!(
-            targets.contains(name) || sources.contains(&format!("\"{name}\"")),
+            targets.contains(name) || asked.contains(name),
             "{name} is not read by the binary"
         );
         assert!(value.get("Ref").is_some(), "{name} comes from a parameter");
     }
     for must in [
-        agent_router::settings::CONFIG_ENV,
+        agent_router::app::settings::CONFIG_ENV,
         "ROUTER_MODEL_ID",
         "ROUTER_LLM_DEADLINE_MS",
         "ROUTER_AGENT_TIMEOUT_MS",
-        agent_router::metrics::NAMESPACE_ENV,
+        agent_router::ops::metrics::NAMESPACE_ENV,
     ] {
         assert!(env.contains_key(must), "environment lacks {must}");
     }
@@ -1058,9 +1063,9 @@ fn alarms_and_dashboard_use_only_metrics_the_router_emits() {
     let ns = json!({"Ref": "MetricsNamespace"});
     assert_eq!(
         parameter("MetricsNamespace")["Default"],
-        agent_router::metrics::DEFAULT_NAMESPACE
+        agent_router::ops::metrics::DEFAULT_NAMESPACE
     );
-    let mut ours: BTreeSet<&str> = agent_router::metrics::METRIC_NAMES
+    let mut ours: BTreeSet<&str> = agent_router::ops::metrics::METRIC_NAMES
         .iter()
         .copied()
         .collect();

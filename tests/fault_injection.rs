@@ -2,20 +2,18 @@
 //! that fail, stall, are throttled, missing, or unreachable. Every request is answered with its
 //! documented status, and none waits past the deadlines.
 
-mod support;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::support::bedrock_double::{BedrockDouble, Reply};
+use crate::support::lambda_double::LambdaDouble;
 use agent_router::api::{Api, ApiRequest};
 use agent_router::aws::AwsSettings;
-use agent_router::bedrock::{BedrockClassifier, BedrockSettings};
+use agent_router::aws::LambdaInvoker;
+use agent_router::aws::{BedrockClassifier, BedrockSettings};
 use agent_router::dispatch::Dispatcher;
-use agent_router::lambda_invoker::LambdaInvoker;
 use agent_router::{Catalogue, LlmSettings, Router};
 use serde_json::{Value, json};
-use support::bedrock_double::{BedrockDouble, Reply};
-use support::lambda_double::LambdaDouble;
 
 const LLM_DEADLINE: Duration = Duration::from_millis(1500);
 const AGENT_TIMEOUT: Duration = Duration::from_millis(2000);
@@ -253,7 +251,7 @@ async fn unreachable_services_fail_open_or_fail_clearly() {
 /// always an agent of the catalogue, and dispatch only ever reaches configured targets.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prompt_injection_through_the_handler_never_leaves_the_catalogue() {
-    let (corpus, names) = support::injection_corpus_and_agents();
+    let (corpus, names) = crate::support::injection_corpus_and_agents();
     let lambda = LambdaDouble::start().await;
     for reply in [
         Reply::Echo,

@@ -70,8 +70,8 @@ fn fastpath() {
 /// agent whose weights add up past `MAX_AGENT_WEIGHT`; below it, scores and confidence stay finite.
 #[test]
 fn score_overflow_is_refused_when_the_catalogue_is_built() {
-    use agent_router::catalogue::{CatalogueError, MAX_AGENT_WEIGHT};
-    use agent_router::fastpath::{FastOutcome, FastPath};
+    use agent_router::routing::{CatalogueError, MAX_AGENT_WEIGHT};
+    use agent_router::routing::{FastOutcome, FastPath};
     use agent_router::{Agent, CatalogueBuilder, Keyword};
 
     let build = |weights: [f32; 2]| {

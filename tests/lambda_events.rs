@@ -1,6 +1,6 @@
 //! Realistic Lambda HTTP events (`tests/fixtures/events/*.json`) driven through the real adapter:
 //! `lambda_http::request::from_str` (the same event decoding the Lambda runtime uses), then
-//! `agent_router::lambda::to_api_request`, then `Api::handle` over the embedded catalogue.
+//! `agent_router::api::to_api_request`, then `Api::handle` over the embedded catalogue.
 //!
 //! Each fixture's expected outcome is in `CASES` below and in `tests/fixtures/events/README.md`.
 
@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use agent_router::api::Api;
-use agent_router::lambda::to_api_request;
+use agent_router::api::to_api_request;
 use agent_router::{Catalogue, Router};
 use lambda_http::request::RequestContext;
 use lambda_http::{Context, Request, RequestExt};
@@ -169,7 +169,7 @@ const CASES: &[Case] = &[
         expect: Expect::Error {
             status: 405,
             code: "method_not_allowed",
-            allow: Some("GET, POST"),
+            allow: Some("GET, HEAD, POST"),
         },
     },
     // ---------------------------------------------------------- Lambda Function URL

@@ -1,14 +1,12 @@
 //! The LLM tier's timing and caching under paused time, and the real binary against the Bedrock
 //! double through the SDK's `AWS_ENDPOINT_URL_BEDROCK_RUNTIME` override.
 
-mod support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use agent_router::llm::{Classifier, ClassifyFuture, LlmAnswer, StaticClassifier, Usage};
+use crate::support::bedrock_double::{BedrockDouble, Reply};
+use agent_router::ports::{Classifier, ClassifyFuture, LlmAnswer, StaticClassifier, Usage};
 use agent_router::{Catalogue, FallbackReason, LlmSettings, Router, RoutingMethod};
-use support::bedrock_double::{BedrockDouble, Reply};
 use tokio::time::Instant;
 
 /// A model that takes `delay` to answer `cost`.
@@ -27,7 +25,7 @@ impl Classifier for Slow {
             };
             tokio::time::timeout(timeout, answer)
                 .await
-                .unwrap_or(Err(agent_router::llm::LlmError::Timeout))
+                .unwrap_or(Err(agent_router::ports::LlmError::Timeout))
         })
     }
     fn model_id(&self) -> &str {
@@ -150,6 +148,8 @@ fn run_binary(query: &str, endpoint: &str) -> (serde_json::Value, String) {
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", endpoint)
         .env("AWS_LAMBDA_LOG_FORMAT", "Text")
+        // One-shot commands log at WARN by default; this test reads the INFO lines.
+        .env("RUST_LOG", "info")
         .output()
         .expect("run agent-router");
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();

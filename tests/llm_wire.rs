@@ -1,16 +1,14 @@
 //! The LLM tier at the wire level: the real Bedrock adapter (AWS SDK, SigV4, retries, timeouts)
 //! against a loopback double reached through the SDK's endpoint override.
 
-mod support;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::support::bedrock_double::{BedrockDouble, Reply};
 use agent_router::aws::AwsSettings;
-use agent_router::bedrock::{BedrockClassifier, BedrockSettings};
-use agent_router::llm::MAX_PROMPT_WORDS;
+use agent_router::aws::{BedrockClassifier, BedrockSettings};
+use agent_router::routing::MAX_PROMPT_WORDS;
 use agent_router::{Catalogue, Decision, FallbackReason, LlmSettings, Router, RoutingMethod};
-use support::bedrock_double::{BedrockDouble, Reply};
 
 const MODEL: &str = "us.anthropic.claude-haiku-4-5-20251001-v1:0";
 
@@ -333,7 +331,7 @@ async fn cache_hit_makes_no_second_call_and_errors_are_not_cached() {
 
 #[tokio::test]
 async fn prompt_injection_never_leaves_the_catalogue() {
-    let (queries, names) = support::injection_corpus_and_agents();
+    let (queries, names) = crate::support::injection_corpus_and_agents();
     // An obedient model that answers with whatever the user wrote, then a hostile one.
     for reply in [
         Reply::Echo,

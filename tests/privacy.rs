@@ -1,14 +1,12 @@
 //! Raw query text never reaches the logs at INFO: the real binary serves every path (fast path,
 //! LLM, LLM fallbacks, dispatch, dispatch errors, bad input) with its logs captured.
 
-mod support;
-
 use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use support::bedrock_double::{BedrockDouble, Reply};
-use support::lambda_double::LambdaDouble;
+use crate::support::bedrock_double::{BedrockDouble, Reply};
+use crate::support::lambda_double::LambdaDouble;
 
 /// A marker no log line would contain by accident.
 const SECRET: &str = "zq-private-7731";
@@ -78,11 +76,15 @@ async fn logs_at(level: &str) -> String {
             "POST {path} HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
             body.len()
         );
-        statuses.push(support::raw_request(addr, &head, body.as_bytes()).await.0);
+        statuses.push(
+            crate::support::raw_request(addr, &head, body.as_bytes())
+                .await
+                .0,
+        );
     }
     let head =
         format!("GET /route?q=costs+{SECRET} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
-    statuses.push(support::raw_request(addr, &head, b"").await.0);
+    statuses.push(crate::support::raw_request(addr, &head, b"").await.0);
     assert_eq!(
         statuses,
         [200, 200, 502, 200, 200, 200, 413, 400, 400, 400, 200],

@@ -1,7 +1,7 @@
 //! Table-driven routing tests: the default catalogue on realistic queries, and small catalogues
 //! that pin down word boundaries, phrases, overlaps, ties, margins and Unicode.
 
-use agent_router::catalogue::FastPathSettings;
+use agent_router::routing::FastPathSettings;
 use agent_router::{Agent, Catalogue, CatalogueBuilder, Keyword, Router, RoutingMethod};
 
 fn default_router() -> Router {

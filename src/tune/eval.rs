@@ -6,10 +6,10 @@
 //!
 //! Definitions (in-scope = labelled with an agent, out-of-scope = labelled `none`):
 //! - `coverage`: decided in-scope queries / in-scope queries;
-//! - `precision`: correct decisions / decided in-scope queries (1.0 when nothing was decided);
+//! - `precision`: correct decisions / decided in-scope queries (undefined when nothing was);
 //! - per agent: `precision` = correct decisions for it / in-scope decisions for it, `recall` =
-//!   correct decisions for it / its in-scope queries (`support`); both 1.0 when the denominator
-//!   is 0;
+//!   correct decisions for it / its in-scope queries (`support`); both undefined (`null` in JSON,
+//!   `n/a` in text) when the denominator is 0;
 //! - `oos_fast_rate`: out-of-scope queries the fast path decided (for any agent) / out-of-scope
 //!   queries;
 //! - `llm_call_rate`: unrouted queries / all queries;
@@ -25,9 +25,9 @@ use std::fmt::{self, Write as _};
 
 use serde::Serialize;
 
-use crate::catalogue::Catalogue;
-use crate::fastpath::{FastOutcome, FastPath};
-use crate::llm::{DEFAULT_SYSTEM_PROMPT, render_system_prompt};
+use crate::routing::{
+    Catalogue, DEFAULT_SYSTEM_PROMPT, FastOutcome, FastPath, render_system_prompt,
+};
 use crate::tune::mine::DEFAULT_MAX_OOS_RATE;
 use crate::tune::thresholds::{Scored, best_pair, ratio};
 use crate::tune::{Example, TuneError, agent_name_for_label};
@@ -75,9 +75,11 @@ impl Default for EvalOptions {
 /// Figures for one agent (or one label that names no agent).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AgentStats {
-    /// Correct decisions for the agent / in-scope decisions for it.
+    /// Correct decisions for the agent / in-scope decisions for it; undefined (NaN, `null` in
+    /// JSON, `n/a` in the text report) when the fast path gave it none.
     pub precision: f64,
-    /// Correct decisions for the agent / its in-scope queries.
+    /// Correct decisions for the agent / its in-scope queries; undefined (NaN, `null`, `n/a`)
+    /// when no query is labelled with it.
     pub recall: f64,
     /// In-scope queries labelled with the agent.
     pub support: usize,
@@ -155,7 +157,7 @@ pub struct EvalReport {
     pub correct: usize,
     /// `decided / in_scope` (0 when there is no in-scope query).
     pub coverage: f64,
-    /// `correct / decided` (1.0 when nothing was decided).
+    /// `correct / decided` (undefined, NaN: `null` in JSON, `n/a` in text, when nothing was decided).
     pub precision: f64,
     /// Out-of-scope queries the fast path decided.
     pub oos_fast: usize,
@@ -308,8 +310,8 @@ pub fn evaluate(
             (
                 name.clone(),
                 AgentStats {
-                    precision: ratio(correct_for[i], decided_for[i], 1.0),
-                    recall: ratio(correct_for[i], support[i], 1.0),
+                    precision: ratio(correct_for[i], decided_for[i], f64::NAN),
+                    recall: ratio(correct_for[i], support[i], f64::NAN),
                     support: support[i],
                     decided: decided_for[i],
                     correct: correct_for[i],
@@ -355,7 +357,7 @@ pub fn evaluate(
         decided,
         correct,
         coverage: ratio(decided, in_scope, 0.0),
-        precision: ratio(correct, decided, 1.0),
+        precision: ratio(correct, decided, f64::NAN),
         oos_fast,
         oos_fast_rate: ratio(oos_fast, out_of_scope, 0.0),
         llm_calls,
@@ -409,7 +411,13 @@ impl EvalReport {
     }
 
     fn write_text(&self, s: &mut String) -> fmt::Result {
-        let pct = |x: f64| format!("{:.2}%", x * 100.0);
+        let pct = |x: f64| {
+            if x.is_nan() {
+                "n/a".to_owned()
+            } else {
+                format!("{:.2}%", x * 100.0)
+            }
+        };
         writeln!(
             s,
             "queries: {} ({} in scope, {} out of scope)",

@@ -50,11 +50,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::catalogue::{
+use crate::routing::FastPath;
+use crate::routing::{
     Agent, Catalogue, CatalogueBuilder, CatalogueError, FastPathSettings, Keyword,
 };
-use crate::fastpath::FastPath;
-use crate::normalize::{is_word_char, normalize_into};
+use crate::routing::{is_word_char, normalize_into};
 use crate::tune::thresholds::{Scored, Tally, best_pair, sweep};
 use crate::tune::{Example, TuneError, agent_name_for_label};
 

@@ -21,7 +21,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::catalogue::{CatalogueError, MAX_AGENT_NAME_LEN, valid_agent_name};
+use crate::routing::{CatalogueError, MAX_AGENT_NAME_LEN, valid_agent_name};
 
 pub use eval::{EvalOptions, EvalReport, evaluate};
 pub use mine::{MineOptions, Mined, mine};
@@ -237,7 +237,7 @@ pub fn eval_command(
     options: &EvalOptions,
 ) -> Result<(String, Vec<String>), TuneError> {
     let catalogue =
-        crate::catalogue::Catalogue::from_path(routes).map_err(|source| match source {
+        crate::routing::Catalogue::from_path(routes).map_err(|source| match source {
             CatalogueError::Read { path, message } => TuneError::Io {
                 action: "read",
                 path,
@@ -271,7 +271,7 @@ pub fn eval_command(
 /// routes file's text (already checked to load with [`Catalogue::from_toml_str`]) and the report
 /// lines for stderr (hold-out figures and dropped collisions).
 ///
-/// [`Catalogue::from_toml_str`]: crate::catalogue::Catalogue::from_toml_str
+/// [`Catalogue::from_toml_str`]: crate::routing::Catalogue::from_toml_str
 pub fn keywords_command(
     data: &Path,
     options: &MineOptions,
@@ -280,7 +280,7 @@ pub fn keywords_command(
     let source = data.display().to_string();
     let mined = mine(&examples, options, &source)?;
     let toml = mine::render(&mined, &examples, options);
-    crate::catalogue::Catalogue::from_toml_str(&toml).map_err(|source| TuneError::Catalogue {
+    crate::routing::Catalogue::from_toml_str(&toml).map_err(|source| TuneError::Catalogue {
         path: format!("mined from {}", data.display()),
         source,
     })?;

@@ -5,8 +5,7 @@
 //! cross-validation hold-out ([`mod@crate::tune::mine`]); `eval` reports, for a few precision
 //! targets, the pair that would cover most of the evaluated set ([`mod@crate::tune::eval`]).
 
-use crate::catalogue::FastPathSettings;
-use crate::fastpath::Scan;
+use crate::routing::{FastPathSettings, Scan};
 
 /// Step of the grid that `margin` and `min_score` are chosen from.
 pub const THRESHOLD_STEP: f32 = 0.05;
@@ -45,7 +44,7 @@ impl Scored {
     }
 
     /// Whether the fast path decides this query under `settings` (the rule of
-    /// [`crate::fastpath::FastPath::judge`]).
+    /// [`crate::routing::FastPath::judge`]).
     pub fn decided(&self, settings: FastPathSettings) -> bool {
         self.matched
             && self.score >= settings.min_score

@@ -6,116 +6,17 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
-
-use crate::cache::DecisionCache;
-use crate::catalogue::{Catalogue, CatalogueError};
-use crate::fastpath::{FastOutcome, FastPath};
-use crate::llm::{
-    Classifier, LLM_CONFIDENCE, PromptError, Usage, parse_answer, render_system_prompt,
-};
-
-/// Which tier of the cascade decided.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RoutingMethod {
-    /// The keyword automaton decided.
-    Fast,
-    /// A cached LLM decision was reused.
-    Cache,
-    /// The LLM classified the query.
-    Llm,
-    /// No tier decided; the default agent took the query.
-    Default,
-}
-
-impl RoutingMethod {
-    /// The wire name (`"fast"`, `"cache"`, `"llm"`, `"default"`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RoutingMethod::Fast => "fast",
-            RoutingMethod::Cache => "cache",
-            RoutingMethod::Llm => "llm",
-            RoutingMethod::Default => "default",
-        }
-    }
-}
-
-/// Why the default agent took a query (the `fallback_reason` field).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FallbackReason {
-    /// The fast path did not decide and no LLM tier is configured.
-    LlmDisabled,
-    /// The LLM did not answer within the deadline.
-    LlmTimeout,
-    /// Bedrock throttled the call.
-    LlmThrottled,
-    /// Bedrock answered with an error (5xx, validation, access denied...).
-    LlmError,
-    /// Bedrock could not be reached or no credentials/region were found.
-    LlmUnavailable,
-    /// The LLM's answer was not exactly one of the agents' names.
-    LlmUnrecognisedAnswer,
-}
-
-impl FallbackReason {
-    /// The wire name, e.g. `"llm_timeout"`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FallbackReason::LlmDisabled => "llm_disabled",
-            FallbackReason::LlmTimeout => "llm_timeout",
-            FallbackReason::LlmThrottled => "llm_throttled",
-            FallbackReason::LlmError => "llm_error",
-            FallbackReason::LlmUnavailable => "llm_unavailable",
-            FallbackReason::LlmUnrecognisedAnswer => "llm_unrecognised_answer",
-        }
-    }
-}
-
-/// Time spent per tier, in microseconds (the `timings_us` object).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct Timings {
-    /// The whole cascade.
-    pub route: u64,
-    /// The LLM call, when one was made.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub llm: Option<u64>,
-    /// The agent's invocation (`POST /query`), when one was made.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub agent: Option<u64>,
-}
-
-/// The router's answer for one query.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Decision {
-    /// The chosen agent's name.
-    pub agent: String,
-    /// The tier that decided.
-    pub routing_method: RoutingMethod,
-    /// A short human-readable account of why.
-    pub reason: String,
-    /// Set when the default agent took the query, saying why no tier decided.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub fallback_reason: Option<FallbackReason>,
-    /// The keywords that decided (fast path only; empty otherwise).
-    pub matched: Vec<String>,
-    /// 0..1, how sure the deciding tier is (0 for the default agent).
-    pub confidence: f32,
-    /// Time spent per tier.
-    pub timings_us: Timings,
-    /// The model asked, for `llm` and `cache` decisions.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub model_id: Option<String>,
-    /// Tokens the LLM call used (`llm` decisions, and fallbacks after an answer).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub usage: Option<Usage>,
-}
+use super::cache::DecisionCache;
+use super::catalogue::{Catalogue, CatalogueError};
+use super::decision::{Decision, FallbackReason, RoutingMethod, Timings};
+use super::fastpath::{FastOutcome, FastPath};
+use super::prompt::{LLM_CONFIDENCE, PromptError, parse_answer, render_system_prompt};
+use crate::ports::Classifier;
 
 /// Settings of the LLM tier and its decision cache.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LlmSettings {
-    /// System prompt template (see [`crate::llm::render_system_prompt`]).
+    /// System prompt template (see [`render_system_prompt`]).
     pub prompt_template: String,
     /// Deadline for the whole tier, retries included. Default 2 s.
     pub deadline: Duration,
@@ -131,12 +32,29 @@ pub struct LlmSettings {
 impl Default for LlmSettings {
     fn default() -> Self {
         LlmSettings {
-            prompt_template: crate::llm::DEFAULT_SYSTEM_PROMPT.to_owned(),
+            prompt_template: super::prompt::DEFAULT_SYSTEM_PROMPT.to_owned(),
             deadline: Duration::from_secs(2),
             safety_margin: Duration::from_millis(250),
             cache_capacity: 10_000,
             cache_ttl: Duration::from_secs(300),
         }
+    }
+}
+
+/// Longest error detail written to a log line, in bytes.
+const MAX_LOGGED_ERROR_BYTES: usize = 300;
+
+/// `text` on one line (control characters become spaces), cut to at most `max` bytes.
+pub(crate) fn one_line(text: &str, max: usize) -> String {
+    let flat: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let cut = super::normalize::truncate_bytes(&flat, max);
+    if cut.len() < flat.len() {
+        format!("{cut}…")
+    } else {
+        cut.to_owned()
     }
 }
 
@@ -186,11 +104,6 @@ impl Router {
             cache,
         });
         Ok(self)
-    }
-
-    /// The rendered system prompt, when the LLM tier is on.
-    pub fn system_prompt(&self) -> Option<&str> {
-        self.llm.as_ref().map(|l| l.system_prompt.as_str())
     }
 
     /// The catalogue this router routes over.
@@ -299,8 +212,18 @@ impl Router {
                 }
             },
             Err(e) => {
-                tracing::warn!(error = %e, budget_ms = budget.as_millis() as u64, "LLM tier failed open");
-                self.fallback(e.fallback_reason(), format!("LLM tier failed open: {e}"))
+                // The log gets the detail, on one bounded line; the client a stable sentence.
+                let why = FallbackReason::from(&e);
+                tracing::warn!(
+                    fallback_reason = why.as_str(),
+                    error = %one_line(&e.to_string(), MAX_LOGGED_ERROR_BYTES),
+                    budget_ms = budget.as_millis() as u64,
+                    "LLM tier failed open"
+                );
+                self.fallback(
+                    why,
+                    format!("the LLM tier failed open: {}", why.explanation()),
+                )
             }
         };
         decision.model_id = Some(llm.classifier.model_id().to_owned());

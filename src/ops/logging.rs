@@ -4,16 +4,19 @@
 //! `INFO` (default), `WARN`, `ERROR` or `FATAL`. Outside Lambda, `RUST_LOG` may give per-target
 //! directives such as `agent_router=debug,warn`. Raw query text is logged only at DEBUG.
 
-use tracing::level_filters::LevelFilter;
+pub use tracing::level_filters::LevelFilter;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
 /// Installs the global subscriber. Call once, before anything logs; later calls do nothing.
-pub fn init() {
+/// `default` is the level when neither `AWS_LAMBDA_LOG_LEVEL` nor `RUST_LOG` says otherwise:
+/// INFO for the server, WARN for one-shot commands, whose output is their answer.
+pub fn init(default: LevelFilter) {
     let filter = log_filter(
         std::env::var("AWS_LAMBDA_LOG_LEVEL").ok().as_deref(),
         std::env::var("RUST_LOG").ok().as_deref(),
+        default,
     );
     let text = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("text"));
     let registry = tracing_subscriber::registry().with(filter);
@@ -34,8 +37,13 @@ pub fn init() {
     };
 }
 
-/// The filter for a Lambda log level and/or `RUST_LOG` directives; Lambda's level wins.
-pub fn log_filter(lambda_level: Option<&str>, rust_log: Option<&str>) -> Targets {
+/// The filter for a Lambda log level and/or `RUST_LOG` directives; Lambda's level wins, and
+/// `default` applies when neither is given (or `RUST_LOG` does not parse).
+pub fn log_filter(
+    lambda_level: Option<&str>,
+    rust_log: Option<&str>,
+    default: LevelFilter,
+) -> Targets {
     if let Some(level) = lambda_level {
         let level = match level.to_ascii_uppercase().as_str() {
             "TRACE" => LevelFilter::TRACE,
@@ -48,5 +56,5 @@ pub fn log_filter(lambda_level: Option<&str>, rust_log: Option<&str>) -> Targets
     }
     rust_log
         .and_then(|s| s.parse::<Targets>().ok())
-        .unwrap_or_else(|| Targets::new().with_default(LevelFilter::INFO))
+        .unwrap_or_else(|| Targets::new().with_default(default))
 }

@@ -28,11 +28,11 @@ use std::path::Path;
 use serde::Deserialize;
 use serde::de::{self, MapAccess, Visitor};
 
-use crate::normalize::{is_word_char, normalize_query};
+use super::normalize::{is_word_char, normalize_query};
 
 /// The default catalogue shipped with the router (the AWS operations assistant), compiled in so
 /// the binary runs with no files around it.
-pub const DEFAULT_ROUTES_TOML: &str = include_str!("../prompts/routes.toml");
+pub const DEFAULT_ROUTES_TOML: &str = include_str!("../../prompts/routes.toml");
 
 /// Longest agent name accepted, in bytes. Names travel in LLM answers, environment variable names
 /// and metric dimensions, so they are kept short.
@@ -287,21 +287,16 @@ impl Catalogue {
         self.fast_path
     }
 
-    /// Replaces agents' targets, e.g. from `ROUTER_TARGET_<AGENT>` variables, keyed by agent name.
-    /// Names that match no agent are returned so the caller can warn about them.
-    pub fn override_targets(&mut self, targets: &HashMap<String, String>) -> Vec<String> {
-        let mut unknown = Vec::new();
-        for (name, target) in targets {
-            match self.agents.iter_mut().find(|a| &a.name == name) {
-                Some(agent) if !target.trim().is_empty() => {
-                    agent.target = Some(target.trim().to_owned())
-                }
-                Some(agent) => agent.target = None,
-                None => unknown.push(name.clone()),
+    /// Replaces agents' targets, e.g. from `ROUTER_TARGET_<AGENT>` variables, keyed by agent name;
+    /// a blank target makes the agent route-only. Start-up looks up one variable per agent, so
+    /// every name here is an agent's; variables that name no agent are reported by start-up.
+    pub fn override_targets(&mut self, targets: &HashMap<String, String>) {
+        for agent in &mut self.agents {
+            if let Some(target) = targets.get(&agent.name) {
+                let target = target.trim();
+                agent.target = (!target.is_empty()).then(|| target.to_owned());
             }
         }
-        unknown.sort();
-        unknown
     }
 
     /// Renders the catalogue back to routes-file TOML (used by the `keywords` command).
@@ -635,7 +630,7 @@ mod tests {
     }
 
     #[test]
-    fn override_targets_reports_unknown_agents() {
+    fn override_targets_sets_and_clears() {
         let mut c = Catalogue::embedded_default().unwrap();
         let map = HashMap::from([
             (
@@ -645,7 +640,7 @@ mod tests {
             ("nope".to_owned(), "x".to_owned()),
             ("security".to_owned(), " ".to_owned()),
         ]);
-        assert_eq!(c.override_targets(&map), vec!["nope".to_owned()]);
+        c.override_targets(&map);
         assert_eq!(
             c.agent("cost").unwrap().target.as_deref(),
             Some("arn:aws:lambda:us-east-1:1:function:c:live")

@@ -1,8 +1,10 @@
-//! Shared AWS SDK configuration for the adapters ([`crate::bedrock`], [`crate::lambda_invoker`]).
+//! The AWS adapters, together: Bedrock for the [`crate::ports::Classifier`] port, Lambda for the
+//! [`crate::ports::Invoker`] port, and the SDK configuration they share.
 //!
 //! Each adapter loads its configuration lazily, on its first call, through [`load`]: explicit
 //! connect/read/operation timeouts, a small retry budget, and the overrides tests use to reach
-//! loopback doubles (endpoint, region, static credentials).
+//! loopback doubles (endpoint, region, static credentials). A process that never needs AWS never
+//! loads its configuration.
 
 use std::time::{Duration, Instant};
 
@@ -10,6 +12,12 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_bedrockruntime::config::Credentials;
+
+mod bedrock;
+mod lambda;
+
+pub use bedrock::{BedrockClassifier, BedrockSettings, DEFAULT_MODEL_ID};
+pub use lambda::LambdaInvoker;
 
 /// Client settings common to every AWS adapter.
 #[derive(Debug, Clone, PartialEq)]
@@ -86,7 +94,7 @@ pub async fn load(
     tracing::info!(
         purpose,
         region = config.region().map(|r| r.as_ref()).unwrap_or("none"),
-        init_us = crate::router::micros(started),
+        init_us = crate::routing::micros(started),
         "aws config loaded"
     );
     config
@@ -119,11 +127,6 @@ impl<C> LazyClient<C> {
                 make(&load(&self.settings, self.operation_timeout, self.purpose).await)
             })
             .await
-    }
-
-    /// Whether the client exists yet.
-    pub fn is_initialised(&self) -> bool {
-        self.cell.initialized()
     }
 }
 

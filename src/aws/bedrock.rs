@@ -17,8 +17,8 @@ use aws_sdk_bedrockruntime::types::{
     ContentBlock, ConversationRole, InferenceConfiguration, Message, SystemContentBlock,
 };
 
-use crate::aws::{AwsSettings, LazyClient, error_chain};
-use crate::llm::{Classifier, ClassifyFuture, LlmAnswer, LlmError, Usage};
+use super::{AwsSettings, LazyClient, error_chain};
+use crate::ports::{Classifier, ClassifyFuture, LlmAnswer, LlmError, Usage};
 
 /// Default model: Claude Haiku 4.5 through its US cross-region inference profile.
 pub const DEFAULT_MODEL_ID: &str = "us.anthropic.claude-haiku-4-5-20251001-v1:0";
@@ -61,11 +61,6 @@ impl BedrockClassifier {
     pub fn new(settings: BedrockSettings, operation_timeout: Duration) -> Self {
         let client = LazyClient::new(settings.aws.clone(), operation_timeout, "llm");
         BedrockClassifier { settings, client }
-    }
-
-    /// Whether the SDK client has been created yet (false until the first LLM call).
-    pub fn is_initialised(&self) -> bool {
-        self.client.is_initialised()
     }
 
     async fn converse(&self, system_prompt: &str, query: &str) -> Result<LlmAnswer, LlmError> {
@@ -143,9 +138,7 @@ where
     match &err {
         SdkError::TimeoutError(_) => LlmError::Timeout,
         SdkError::DispatchFailure(f) if f.is_timeout() => LlmError::Timeout,
-        SdkError::DispatchFailure(f) => {
-            LlmError::Unavailable(format!("{:?}", f.as_connector_error()))
-        }
+        SdkError::DispatchFailure(_) => LlmError::Unavailable(error_chain(&err)),
         SdkError::ConstructionFailure(_) => LlmError::Unavailable(error_chain(&err)),
         SdkError::ServiceError(se) => {
             let code = se.err().code().unwrap_or("Unknown");

@@ -16,16 +16,19 @@ USAGE:
       Print the routing decision for one query as JSON (no server, no network for fast-path hits).
   agent-router check [--config FILE]
       Validate a routes file and print a summary of its agents.
-  agent-router eval --routes FILE --data LABELLED.jsonl [--json]
+  agent-router eval --config FILE --data LABELLED.jsonl [--json]
                     [--price-per-mtok-in USD] [--price-per-mtok-out USD]
       Run only the fast path of a routes file over labelled queries (one JSON object a line,
       {\"query\": ..., \"agent\": NAME or \"none\"}) and report coverage, precision, per-agent
       figures, confusions, the LLM call rate and its estimated Bedrock cost (default prices:
-      Claude Haiku 4.5, $1 in / $5 out per million tokens). No network.
-  agent-router keywords --data LABELLED.jsonl [--out FILE] [--min-precision P] [--min-support N]
+      Claude Haiku 4.5, $1 in / $5 out per million tokens). No network. --routes is the same
+      as --config.
+  agent-router keywords --data LABELLED.jsonl [--out FILE [--force]] [--min-precision P]
+                        [--min-support N]
       Mine keywords per label from labelled queries and write a complete routes file (to FILE,
-      else stdout), thresholds chosen by cross-validation for precision P (default 0.99) on the
-      fast path; N (default 3) is the fewest examples of a label an n-gram needs.
+      which must not exist unless --force is given; else stdout), thresholds chosen by
+      cross-validation for precision P (default 0.99) on the fast path; N (default 3) is the
+      fewest examples of a label an n-gram needs.
 
 OPTIONS:
   --config FILE   routes file (default: ROUTER_CONFIG, else the embedded catalogue)
@@ -78,6 +81,8 @@ pub enum Command {
         data: PathBuf,
         /// Where to write the routes file (default: stdout).
         out: Option<PathBuf>,
+        /// Overwrite `out` if it exists.
+        force: bool,
         /// Precision the fast path must keep on the internal hold-out.
         min_precision: Option<crate::tune::Number>,
         /// Fewest examples of a label an n-gram needs.
@@ -101,7 +106,7 @@ where
     let (mut config, mut host, mut port) = (None, None, None);
     let mut words: Vec<String> = Vec::new();
     // eval / keywords options
-    let (mut routes, mut data, mut out, mut json) = (None, None, None, false);
+    let (mut routes, mut data, mut out, mut json, mut force) = (None, None, None, false, false);
     let (mut price_in, mut price_out, mut min_precision, mut min_support) =
         (None, None, None, None);
     while let Some(arg) = parser.next()? {
@@ -115,6 +120,7 @@ where
             Long("data") => data = Some(PathBuf::from(parser.value()?)),
             Long("out") => out = Some(PathBuf::from(parser.value()?)),
             Long("json") => json = true,
+            Long("force") => force = true,
             Long("price-per-mtok-in") => price_in = Some(parser.value()?.parse()?),
             Long("price-per-mtok-out") => price_out = Some(parser.value()?.parse()?),
             Long("min-precision") => min_precision = Some(parser.value()?.parse()?),
@@ -124,29 +130,35 @@ where
             _ => return Err(arg.unexpected()),
         }
     }
-    let tune_flag = routes.is_some() || data.is_some() || out.is_some() || json;
+    let tune_flag = routes.is_some() || data.is_some() || out.is_some() || json || force;
     let tune_flag = tune_flag || price_in.is_some() || price_out.is_some();
     if (tune_flag || min_precision.is_some() || min_support.is_some())
         && !matches!(sub.as_deref(), Some("eval" | "keywords"))
     {
         return Err(
-            "--routes, --data, --out, --json, --price-*, --min-* are for eval and keywords".into(),
+            "--routes, --data, --out, --force, --json, --price-*, --min-* are for eval and keywords"
+                .into(),
         );
     }
     // Flags a command would ignore are refused, so a typo'd invocation does not run on defaults.
     if (host.is_some() || port.is_some()) && !matches!(sub.as_deref(), None | Some("serve")) {
         return Err("--host and --port are for serve".into());
     }
-    if config.is_some() && matches!(sub.as_deref(), Some("eval" | "keywords")) {
-        return Err("eval reads its routes file from --routes; keywords takes no --config".into());
+    if config.is_some() && sub.as_deref() == Some("keywords") {
+        return Err("keywords takes no --config: it writes a routes file (--out)".into());
+    }
+    if config.is_some() && routes.is_some() {
+        return Err(
+            "give the routes file once: --config FILE (or its synonym --routes FILE)".into(),
+        );
     }
     match sub.as_deref() {
         Some("eval") => {
-            if out.is_some() || min_precision.is_some() || min_support.is_some() {
-                return Err("eval takes --routes, --data, --json and --price-per-mtok-*".into());
+            if out.is_some() || force || min_precision.is_some() || min_support.is_some() {
+                return Err("eval takes --config, --data, --json and --price-per-mtok-*".into());
             }
             Ok(Command::Eval {
-                routes: routes.ok_or("eval needs --routes FILE")?,
+                routes: routes.or(config).ok_or("eval needs --config FILE")?,
                 data: data.ok_or("eval needs --data LABELLED.jsonl")?,
                 json,
                 price_per_mtok_in: price_in,
@@ -156,12 +168,17 @@ where
         Some("keywords") => {
             if routes.is_some() || json || price_in.is_some() || price_out.is_some() {
                 return Err(
-                    "keywords takes --data, --out, --min-precision and --min-support".into(),
+                    "keywords takes --data, --out, --force, --min-precision and --min-support"
+                        .into(),
                 );
+            }
+            if force && out.is_none() {
+                return Err("--force goes with --out FILE".into());
             }
             Ok(Command::Keywords {
                 data: data.ok_or("keywords needs --data LABELLED.jsonl")?,
                 out,
+                force,
                 min_precision,
                 min_support,
             })
@@ -267,6 +284,7 @@ mod tests {
                 Ok(Command::Keywords {
                     data: "d.jsonl".into(),
                     out: None,
+                    force: false,
                     min_precision: None,
                     min_support: None,
                 }),
@@ -278,6 +296,7 @@ mod tests {
                     "d.jsonl",
                     "--out",
                     "r.toml",
+                    "--force",
                     "--min-precision",
                     "0.98",
                     "--min-support",
@@ -286,11 +305,27 @@ mod tests {
                 Ok(Command::Keywords {
                     data: "d.jsonl".into(),
                     out: Some("r.toml".into()),
+                    force: true,
                     min_precision: Some(crate::tune::Number(0.98)),
                     min_support: Some(5),
                 }),
             ),
             (&["keywords"], Err(())),
+            (&["keywords", "--data", "d", "--force"], Err(())),
+            (
+                &["eval", "--data", "d", "--force", "--config", "r"],
+                Err(()),
+            ),
+            (
+                &["eval", "--config", "r.toml", "--data", "d.jsonl"],
+                Ok(Command::Eval {
+                    routes: "r.toml".into(),
+                    data: "d.jsonl".into(),
+                    json: false,
+                    price_per_mtok_in: None,
+                    price_per_mtok_out: None,
+                }),
+            ),
             (&["keywords", "--data", "d", "--min-support", "x"], Err(())),
             (&["keywords", "--data", "d", "--json"], Err(())),
             (&["check", "--data", "d"], Err(())),

@@ -18,7 +18,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-use crate::api::{Api, ApiError, ApiRequest, MAX_BODY_BYTES, error_response};
+use super::{Api, ApiError, ApiRequest, MAX_BODY_BYTES, caller_request_id, error_response};
 
 /// Serves `api` on `listener` until `shutdown` resolves; in-flight connections finish on their own.
 pub async fn serve(
@@ -63,8 +63,9 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await
 }
 
-async fn handle(api: &Api, req: Request<Incoming>, request_id: String) -> Response<Full<Bytes>> {
+async fn handle(api: &Api, req: Request<Incoming>, own_id: String) -> Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
+    let request_id = caller_request_id(&parts.headers).unwrap_or(own_id);
     let declared = parts
         .headers
         .get(http::header::CONTENT_LENGTH)

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use lambda_http::{Body, Request, RequestExt, service_fn};
 
-use crate::api::{Api, ApiRequest};
+use super::{Api, ApiRequest, caller_request_id};
 
 /// 2001-09-09 in epoch milliseconds: invocation deadlines below this are not timestamps.
 const PLAUSIBLE_EPOCH_MS: u64 = 1_000_000_000_000;
@@ -24,10 +24,14 @@ pub async fn run(api: Arc<Api>) -> Result<(), lambda_http::Error> {
 
 /// Converts a Lambda HTTP event (already decoded by `lambda_http`) into an [`ApiRequest`].
 pub fn to_api_request(event: Request) -> ApiRequest {
-    let request_id = event
-        .lambda_context_ref()
-        .map(|c| c.request_id.clone())
-        .filter(|id| !id.is_empty())
+    // The caller's well-formed x-request-id, else the invocation's own id.
+    let request_id = caller_request_id(event.headers())
+        .or_else(|| {
+            event
+                .lambda_context_ref()
+                .map(|c| c.request_id.clone())
+                .filter(|id| !id.is_empty())
+        })
         .unwrap_or_else(|| "unknown".to_owned());
     // Time left in the invocation: zero once the deadline has passed. Lambda sends the deadline in
     // epoch milliseconds; a value before 2001 is not one (some emulators send the timeout as a

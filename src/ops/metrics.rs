@@ -25,15 +25,15 @@
 //! `ROUTER_METRICS=on`; `ROUTER_METRICS=off` turns them off everywhere.
 
 use std::io::Write;
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value, json};
 
-use crate::router::{Decision, RoutingMethod};
+use crate::routing::{Decision, RoutingMethod};
 
-/// Environment variable turning metrics `on`, `off` or `auto` (default: on in Lambda only).
+/// Environment variable turning metrics `on`, `off` or `auto` (default: on in Lambda only; read
+/// by `crate::app::settings` like every other switch).
 pub const SWITCH_ENV: &str = "ROUTER_METRICS";
 /// Environment variable naming the CloudWatch namespace.
 pub const NAMESPACE_ENV: &str = "ROUTER_METRICS_NAMESPACE";
@@ -84,44 +84,6 @@ pub enum MetricsConfig {
     Off,
 }
 
-impl MetricsConfig {
-    /// Reads [`SWITCH_ENV`] and [`NAMESPACE_ENV`] through `env`. `auto` (or unset) means on when
-    /// `AWS_LAMBDA_RUNTIME_API` is set. Returns the config and a warning for a value it ignored.
-    pub fn from_env(env: impl Fn(&str) -> Option<String>) -> (MetricsConfig, Option<String>) {
-        let mut warning = None;
-        let in_lambda = env("AWS_LAMBDA_RUNTIME_API").is_some_and(|v| !v.trim().is_empty());
-        let on = match env(SWITCH_ENV)
-            .map(|v| v.trim().to_ascii_lowercase())
-            .as_deref()
-        {
-            None | Some("" | "auto") => in_lambda,
-            Some("on" | "true" | "1") => true,
-            Some("off" | "false" | "0") => false,
-            Some(other) => {
-                warning = Some(format!(
-                    "{SWITCH_ENV}={other:?} is not auto, on or off; using auto"
-                ));
-                in_lambda
-            }
-        };
-        if !on {
-            return (MetricsConfig::Off, warning);
-        }
-        let namespace = match env(NAMESPACE_ENV).map(|v| v.trim().to_owned()) {
-            None => DEFAULT_NAMESPACE.to_owned(),
-            Some(ns) if ns.is_empty() => DEFAULT_NAMESPACE.to_owned(),
-            Some(ns) if valid_namespace(&ns) => ns,
-            Some(ns) => {
-                warning = Some(format!(
-                    "{NAMESPACE_ENV}={ns:?} is not a CloudWatch namespace (1-255 of A-Z a-z 0-9 . - _ / # :); using {DEFAULT_NAMESPACE}"
-                ));
-                DEFAULT_NAMESPACE.to_owned()
-            }
-        };
-        (MetricsConfig::On { namespace }, warning)
-    }
-}
-
 /// Whether `ns` is a valid CloudWatch namespace: 1 to 255 characters from `A-Za-z0-9.-_/#:`,
 /// not starting with `AWS/` (reserved for AWS services).
 pub fn valid_namespace(ns: &str) -> bool {
@@ -141,16 +103,14 @@ pub fn take_cold_start() -> bool {
 
 /// Records one request: writes its EMF line to stdout when metrics are on (see the module doc).
 /// Never fails; a write error is ignored, since metrics must not fail a request.
-pub fn record(decision: Option<&Decision>, status: u16, total_us: u64, request_id: &str) {
-    static CONFIG: OnceLock<MetricsConfig> = OnceLock::new();
+pub fn record(
+    config: &MetricsConfig,
+    decision: Option<&Decision>,
+    status: u16,
+    total_us: u64,
+    request_id: &str,
+) {
     let cold_start = take_cold_start();
-    let config = CONFIG.get_or_init(|| {
-        let (config, warning) = MetricsConfig::from_env(crate::settings::process_env);
-        if let Some(w) = warning {
-            tracing::warn!("{w}");
-        }
-        config
-    });
     let MetricsConfig::On { namespace } = config else {
         return;
     };
@@ -272,7 +232,7 @@ pub fn render(namespace: &str, timestamp_ms: u64, sample: &RequestMetrics<'_>) -
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::router::{FallbackReason, Timings};
+    use crate::routing::{FallbackReason, Timings};
     use std::collections::HashMap;
 
     fn decision(
@@ -480,73 +440,6 @@ mod tests {
                 .get("Fallbacks")
                 .is_some_and(|m| m.1.contains(&vec!["FallbackReason".to_owned()]));
             assert_eq!(by_reason, line.get("FallbackReason").is_some(), "{name}");
-        }
-    }
-
-    #[test]
-    fn config_from_env_table() {
-        // (environment, namespace when on, whether a warning is given)
-        type Case<'a> = (&'a [(&'a str, &'a str)], Option<&'a str>, bool);
-        let cases: &[Case] = &[
-            (&[], None, false),
-            (
-                &[("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001")],
-                Some(DEFAULT_NAMESPACE),
-                false,
-            ),
-            (&[("ROUTER_METRICS", "on")], Some(DEFAULT_NAMESPACE), false),
-            (
-                &[
-                    ("ROUTER_METRICS", "ON"),
-                    ("ROUTER_METRICS_NAMESPACE", "Prod/Router"),
-                ],
-                Some("Prod/Router"),
-                false,
-            ),
-            (
-                &[("ROUTER_METRICS", "off"), ("AWS_LAMBDA_RUNTIME_API", "x")],
-                None,
-                false,
-            ),
-            (
-                &[("ROUTER_METRICS", "auto"), ("AWS_LAMBDA_RUNTIME_API", "x")],
-                Some(DEFAULT_NAMESPACE),
-                false,
-            ),
-            (&[("ROUTER_METRICS", "sometimes")], None, true),
-            (
-                &[
-                    ("ROUTER_METRICS", "on"),
-                    ("ROUTER_METRICS_NAMESPACE", "bad namespace!"),
-                ],
-                Some(DEFAULT_NAMESPACE),
-                true,
-            ),
-            (
-                &[
-                    ("ROUTER_METRICS", "on"),
-                    ("ROUTER_METRICS_NAMESPACE", "AWS/Lambda"),
-                ],
-                Some(DEFAULT_NAMESPACE),
-                true,
-            ),
-            (
-                &[("ROUTER_METRICS", "on"), ("ROUTER_METRICS_NAMESPACE", " ")],
-                Some(DEFAULT_NAMESPACE),
-                false,
-            ),
-        ];
-        for (pairs, want, warns) in cases {
-            let map: HashMap<&str, &str> = pairs.iter().copied().collect();
-            let (config, warning) = MetricsConfig::from_env(|k| map.get(k).map(|v| v.to_string()));
-            let expected = match want {
-                Some(ns) => MetricsConfig::On {
-                    namespace: ns.to_string(),
-                },
-                None => MetricsConfig::Off,
-            };
-            assert_eq!(config, expected, "{pairs:?}");
-            assert_eq!(warning.is_some(), *warns, "{pairs:?}: {warning:?}");
         }
     }
 

@@ -1,6 +1,6 @@
 //! Tier 1, the fast path: one Aho-Corasick automaton over every agent's keywords.
 //!
-//! A query is normalised (see [`crate::normalize`]), scanned once for every keyword at once,
+//! A query is normalised (see `normalize.rs`), scanned once for every keyword at once,
 //! matches that do not sit on word boundaries are dropped, overlaps are resolved
 //! leftmost-longest, and each agent scores the sum of its distinct matched keywords' weights.
 //! The fast path decides only when the best agent reaches `min_score` and beats the runner-up by
@@ -8,8 +8,8 @@
 
 use aho_corasick::{AhoCorasick, MatchKind};
 
-use crate::catalogue::{Catalogue, CatalogueError, FastPathSettings};
-use crate::normalize::{joins_words, normalize_into};
+use super::catalogue::{Catalogue, CatalogueError, FastPathSettings};
+use super::normalize::{joins_words, normalize_into};
 
 /// The compiled keyword automaton and what each pattern means. Build once per process.
 #[derive(Debug, Clone)]
@@ -87,13 +87,41 @@ pub enum FastOutcome {
     },
     /// No keyword matched, or no agent won clearly.
     Unrouted {
-        /// Why not: `no_keyword_match`, `below_min_score` or `ambiguous`.
-        why: &'static str,
+        /// Why not.
+        why: Unrouted,
         /// The best score seen (0 when nothing matched).
         best: f32,
         /// The runner-up's score.
         runner_up: f32,
     },
+}
+
+/// Why the fast path left a query to the next tier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Unrouted {
+    /// No keyword matched on word boundaries.
+    NoKeywordMatch,
+    /// The best agent's score is below `min_score`.
+    BelowMinScore,
+    /// The best agent does not beat the runner-up by `margin` (or ties it).
+    Ambiguous,
+}
+
+impl Unrouted {
+    /// The stable name, e.g. `"ambiguous"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unrouted::NoKeywordMatch => "no_keyword_match",
+            Unrouted::BelowMinScore => "below_min_score",
+            Unrouted::Ambiguous => "ambiguous",
+        }
+    }
+}
+
+impl std::fmt::Display for Unrouted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl FastPath {
@@ -197,14 +225,14 @@ impl FastPath {
             runner_up,
         };
         if scan.hits.is_empty() {
-            return unrouted("no_keyword_match");
+            return unrouted(Unrouted::NoKeywordMatch);
         }
         if best_score < self.settings.min_score {
-            return unrouted("below_min_score");
+            return unrouted(Unrouted::BelowMinScore);
         }
         // A tie never decides, even with margin = 0.
         if best_score - runner_up < self.settings.margin || best_score <= runner_up {
-            return unrouted("ambiguous");
+            return unrouted(Unrouted::Ambiguous);
         }
         let keywords = scan
             .hits

@@ -7,8 +7,8 @@
 /// trims both ends.
 ///
 /// ```
-/// assert_eq!(agent_router::normalize::normalize_query("  What ARE my\t\nCOSTS? "), "what are my costs?");
-/// assert_eq!(agent_router::normalize::normalize_query("ÜBER Straße"), "über straße");
+/// assert_eq!(agent_router::routing::normalize_query("  What ARE my\t\nCOSTS? "), "what are my costs?");
+/// assert_eq!(agent_router::routing::normalize_query("ÜBER Straße"), "über straße");
 /// ```
 pub fn normalize_query(text: &str) -> String {
     let mut out = String::with_capacity(text.len());

@@ -1,11 +1,15 @@
 //! Process configuration read from the environment, and loading of the catalogue it names.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::bedrock::BedrockSettings;
-use crate::catalogue::{Catalogue, CatalogueError};
-use crate::router::LlmSettings;
+use crate::ops::metrics::{
+    DEFAULT_NAMESPACE, MetricsConfig, NAMESPACE_ENV, SWITCH_ENV, valid_namespace,
+};
+
+use crate::aws::BedrockSettings;
+use crate::routing::{Catalogue, CatalogueError, LlmSettings};
 
 /// Environment variable naming a routes file to use instead of the embedded one.
 pub const CONFIG_ENV: &str = "ROUTER_CONFIG";
@@ -68,6 +72,92 @@ pub fn load_catalogue(
     Ok(catalogue)
 }
 
+/// The `ROUTER_TARGET_*` variables in `targets` that name no agent of `catalogue` (a typo, or an
+/// agent renamed in the routes file): start-up warns about each, since it retargets nothing.
+pub fn unknown_target_vars(
+    catalogue: &Catalogue,
+    targets: &BTreeMap<String, String>,
+) -> Vec<String> {
+    let known: Vec<String> = catalogue
+        .agents()
+        .iter()
+        .map(|a| target_env_name(&a.name))
+        .collect();
+    targets
+        .keys()
+        .filter(|var| !known.contains(var))
+        .cloned()
+        .collect()
+}
+
+/// Everything the process reads from its environment, read once at start-up and passed to what
+/// needs it. A malformed value fails the start with a [`SettingsError`] naming the variable.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// `ROUTER_CONFIG`: the routes file, unless `--config` overrides it.
+    pub routes: RoutesSource,
+    /// Every `ROUTER_TARGET_*` variable, by name.
+    pub targets: BTreeMap<String, String>,
+    /// The LLM tier.
+    pub llm: LlmConfig,
+    /// `POST /query`'s dispatch.
+    pub dispatch: DispatchConfig,
+    /// CloudWatch metrics (`ROUTER_METRICS`, `ROUTER_METRICS_NAMESPACE`).
+    pub metrics: MetricsConfig,
+    /// Where AWS region and credentials come from (see [`aws_configured`]), `None` if nowhere.
+    pub aws: Option<&'static str>,
+    /// Whether the process runs under the Lambda runtime (`AWS_LAMBDA_RUNTIME_API` set).
+    pub in_lambda: bool,
+    /// `PORT`, for the local server.
+    pub port: Option<u16>,
+}
+
+impl Settings {
+    /// Reads every setting through `env`; `targets` are the `ROUTER_TARGET_*` variables (which
+    /// cannot be looked up by name before the catalogue is known) and `file_exists` answers for
+    /// the AWS profile files.
+    pub fn read(
+        env: impl Fn(&str) -> Option<String>,
+        targets: BTreeMap<String, String>,
+        file_exists: impl Fn(&Path) -> bool,
+    ) -> Result<Settings, SettingsError> {
+        let port = parse_var::<u16>(&env, "PORT", "a port number, 0 to 65535", |_| true)?;
+        Ok(Settings {
+            routes: routes_source(None, &env),
+            targets,
+            llm: llm_config(&env)?,
+            dispatch: dispatch_config(&env)?,
+            metrics: metrics_config(&env)?,
+            aws: aws_configured(&env, file_exists),
+            in_lambda: env("AWS_LAMBDA_RUNTIME_API").is_some_and(|v| !v.trim().is_empty()),
+            port,
+        })
+    }
+
+    /// Reads the process's own environment.
+    pub fn from_process() -> Result<Settings, SettingsError> {
+        let targets = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .filter(|(k, _)| k.starts_with(TARGET_ENV_PREFIX))
+            .collect();
+        Settings::read(process_env, targets, |p| p.is_file())
+    }
+
+    /// The catalogue `--config` (else `ROUTER_CONFIG`, else the embedded one) names, with the
+    /// `ROUTER_TARGET_*` overrides applied.
+    pub fn catalogue(
+        &self,
+        flag: Option<&Path>,
+    ) -> Result<(RoutesSource, Catalogue), CatalogueError> {
+        let source = match flag {
+            Some(p) => RoutesSource::File(p.to_owned()),
+            None => self.routes.clone(),
+        };
+        let catalogue = load_catalogue(&source, |k| self.targets.get(k).cloned())?;
+        Ok((source, catalogue))
+    }
+}
+
 /// A malformed environment variable; the process refuses to start with this message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{name}={value:?} is not valid: {expected}")]
@@ -119,6 +209,37 @@ pub struct DispatchConfig {
     pub timeout: Duration,
     /// Kept free of the caller's remaining time.
     pub safety_margin: Duration,
+}
+
+/// Reads the metrics switch `ROUTER_METRICS` (`auto`, the default, means on under Lambda) and
+/// the namespace `ROUTER_METRICS_NAMESPACE` (default `AgentRouter`; checked even when metrics are
+/// off, so a bad value is found before it matters).
+pub fn metrics_config(
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<MetricsConfig, SettingsError> {
+    let namespace = match env(NAMESPACE_ENV).map(|v| v.trim().to_owned()) {
+        None => DEFAULT_NAMESPACE.to_owned(),
+        Some(ns) if ns.is_empty() => DEFAULT_NAMESPACE.to_owned(),
+        Some(ns) if valid_namespace(&ns) => ns,
+        Some(ns) => {
+            return Err(SettingsError {
+                name: NAMESPACE_ENV,
+                value: ns,
+                expected: "a CloudWatch namespace: 1-255 of A-Z a-z 0-9 . - _ / # :, not AWS/...",
+            });
+        }
+    };
+    let in_lambda = env("AWS_LAMBDA_RUNTIME_API").is_some_and(|v| !v.trim().is_empty());
+    let on = match switch(&env, SWITCH_ENV)? {
+        Switch::Auto => in_lambda,
+        Switch::On => true,
+        Switch::Off => false,
+    };
+    Ok(if on {
+        MetricsConfig::On { namespace }
+    } else {
+        MetricsConfig::Off
+    })
 }
 
 /// Reads [`DispatchConfig`] from the environment.
@@ -321,6 +442,76 @@ pub fn process_env(name: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn metrics_config_table() {
+        // (environment, namespace when on, whether the value is refused)
+        type Case<'a> = (&'a [(&'a str, &'a str)], Option<&'a str>, bool);
+        let cases: &[Case] = &[
+            (&[], None, false),
+            (
+                &[("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001")],
+                Some(DEFAULT_NAMESPACE),
+                false,
+            ),
+            (&[("ROUTER_METRICS", "on")], Some(DEFAULT_NAMESPACE), false),
+            (
+                &[
+                    ("ROUTER_METRICS", "ON"),
+                    ("ROUTER_METRICS_NAMESPACE", "Prod/Router"),
+                ],
+                Some("Prod/Router"),
+                false,
+            ),
+            (
+                &[("ROUTER_METRICS", "off"), ("AWS_LAMBDA_RUNTIME_API", "x")],
+                None,
+                false,
+            ),
+            (
+                &[("ROUTER_METRICS", "auto"), ("AWS_LAMBDA_RUNTIME_API", "x")],
+                Some(DEFAULT_NAMESPACE),
+                false,
+            ),
+            (&[("ROUTER_METRICS", "sometimes")], None, true),
+            (
+                &[
+                    ("ROUTER_METRICS", "on"),
+                    ("ROUTER_METRICS_NAMESPACE", "bad namespace!"),
+                ],
+                Some(DEFAULT_NAMESPACE),
+                true,
+            ),
+            (
+                &[
+                    ("ROUTER_METRICS", "on"),
+                    ("ROUTER_METRICS_NAMESPACE", "AWS/Lambda"),
+                ],
+                Some(DEFAULT_NAMESPACE),
+                true,
+            ),
+            (
+                &[("ROUTER_METRICS", "on"), ("ROUTER_METRICS_NAMESPACE", " ")],
+                Some(DEFAULT_NAMESPACE),
+                false,
+            ),
+        ];
+        for (pairs, want, warns) in cases {
+            let map: HashMap<&str, &str> = pairs.iter().copied().collect();
+            let got = metrics_config(|k| map.get(k).map(|v| v.to_string()));
+            if *warns {
+                assert!(got.is_err(), "{pairs:?}: {got:?}");
+                continue;
+            }
+            let expected = match want {
+                Some(ns) => MetricsConfig::On {
+                    namespace: ns.to_string(),
+                },
+                None => MetricsConfig::Off,
+            };
+            assert_eq!(got, Ok(expected), "{pairs:?}");
+        }
+    }
     use std::collections::HashMap;
 
     #[test]

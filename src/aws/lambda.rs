@@ -10,13 +10,14 @@ use std::time::Duration;
 
 use aws_sdk_lambda::Client;
 use aws_sdk_lambda::config::http::HttpResponse;
+use aws_sdk_lambda::config::timeout::TimeoutConfig;
 use aws_sdk_lambda::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_lambda::operation::invoke::InvokeError as SdkInvokeError;
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::InvocationType;
 
-use crate::aws::{AwsSettings, LazyClient, error_chain};
-use crate::dispatch::{Invocation, InvokeError, InvokeFuture, Invoker};
+use super::{AwsSettings, LazyClient, error_chain};
+use crate::ports::{Invocation, InvokeError, InvokeFuture, Invoker};
 
 /// An [`Invoker`] that calls AWS Lambda.
 #[derive(Debug)]
@@ -40,11 +41,6 @@ impl LambdaInvoker {
             ..AwsSettings::default()
         }
     }
-
-    /// Whether the SDK client exists yet (false until the first dispatch).
-    pub fn is_initialised(&self) -> bool {
-        self.client.is_initialised()
-    }
 }
 
 impl Invoker for LambdaInvoker {
@@ -52,9 +48,16 @@ impl Invoker for LambdaInvoker {
         &'a self,
         target: &'a str,
         payload: Vec<u8>,
-        _timeout: Duration,
+        timeout: Duration,
     ) -> InvokeFuture<'a> {
         Box::pin(async move {
+            // This call's own deadline (the agent's timeout, capped by the caller's time left),
+            // not only the client-wide maximum the client was built with.
+            let timeouts = TimeoutConfig::builder()
+                .read_timeout(timeout)
+                .operation_attempt_timeout(timeout)
+                .operation_timeout(timeout)
+                .build();
             let output = self
                 .client
                 .get(Client::new)
@@ -63,6 +66,10 @@ impl Invoker for LambdaInvoker {
                 .function_name(target)
                 .invocation_type(InvocationType::RequestResponse)
                 .payload(Blob::new(payload))
+                .customize()
+                .config_override(
+                    aws_sdk_lambda::config::Builder::default().timeout_config(timeouts),
+                )
                 .send()
                 .await;
             let output = match output {
@@ -125,6 +132,14 @@ fn map_error<R: std::fmt::Debug>(err: SdkError<SdkInvokeError, R>) -> InvokeErro
                 _ => InvokeError::Failed(detail),
             }
         }
-        _ => InvokeError::Failed(error_chain(&err)),
+        // Connection and other client-side failures: the detail (which can name hosts) goes to the
+        // log on one bounded line; the caller gets what to check.
+        _ => {
+            tracing::warn!(
+                error = %crate::routing::one_line(&error_chain(&err), 300),
+                "Lambda invoke failed before an answer"
+            );
+            InvokeError::Failed("the Lambda service could not be reached".into())
+        }
     }
 }

@@ -1,6 +1,9 @@
 //! Tier 2, the decision cache: LLM decisions reused for a TTL, per process.
 //!
-//! Keyed by the normalised query (case and whitespace folded), bounded in entries, built on
+//! Keyed by the query's words: lower-cased (Unicode-aware), every run of characters that are not
+//! letters or digits (spaces, punctuation, symbols) folded into one space, so `Access?`,
+//! `access ?` and ` ACCESS ` share one entry while `s3 cost` and `s3-cost-x` differ only where
+//! their letters differ. Bounded in entries, built on
 //! `quick_cache` (a sharded, concurrent S3-FIFO cache). Expiry is lazy: an entry older than the TTL
 //! is a miss and is removed when read. Time comes from `tokio::time`, so tests can pause it.
 
@@ -9,7 +12,7 @@ use std::time::Duration;
 use quick_cache::sync::Cache;
 use tokio::time::Instant;
 
-use crate::normalize::normalize_query;
+use super::normalize::normalize_query;
 
 /// A bounded, expiring map from normalised query to agent index.
 #[derive(Debug)]
@@ -36,9 +39,19 @@ impl DecisionCache {
         }
     }
 
-    /// The cache key for a query.
+    /// The cache key for a query: its lower-cased words, joined by single spaces.
     pub fn key(query: &str) -> String {
-        normalize_query(query)
+        let mut key = String::with_capacity(query.len());
+        for word in normalize_query(query)
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+        {
+            if !key.is_empty() {
+                key.push(' ');
+            }
+            key.push_str(word);
+        }
+        key
     }
 
     /// The cached decision for `key`, if fresh.
@@ -59,11 +72,13 @@ impl DecisionCache {
         self.entries.insert(key, (agent, Instant::now()));
     }
 
+    #[cfg(test)]
     /// Number of entries held (expired ones included until read or evicted).
     pub fn len(&self) -> usize {
         self.entries.len()
     }
 
+    #[cfg(test)]
     /// Whether the cache holds nothing.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
@@ -87,6 +102,23 @@ mod tests {
         tokio::time::advance(Duration::from_secs(1)).await;
         assert_eq!(cache.get("what is my bill"), None);
         assert!(cache.is_empty());
+    }
+
+    #[test]
+    fn keys_fold_case_spacing_and_punctuation() {
+        let cases = [
+            ("access?", "access"),
+            ("access ?", "access"),
+            ("  ACCESS!! ", "access"),
+            ("What's my bill?", "what s my bill"),
+            ("s3-cost, please", "s3 cost please"),
+            ("Coût  EC2…", "coût ec2"),
+            ("東京の天気", "東京の天気"),
+            ("?!", ""),
+        ];
+        for (query, key) in cases {
+            assert_eq!(DecisionCache::key(query), key, "query {query:?}");
+        }
     }
 
     #[test]

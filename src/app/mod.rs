@@ -3,19 +3,20 @@
 //! Everything that can fail on configuration fails here, before the Lambda runtime starts
 //! polling, so a bad routes file fails the init phase and never a request.
 
+pub mod cli;
+pub mod settings;
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::process::ExitCode;
 use std::sync::Arc;
 
 use crate::api::Api;
-use crate::bedrock::BedrockClassifier;
-use crate::cli::{Command, USAGE};
+use crate::aws::{BedrockClassifier, LambdaInvoker};
 use crate::dispatch::Dispatcher;
-use crate::lambda_invoker::LambdaInvoker;
-use crate::router::Router;
-use crate::settings::{
-    Switch, aws_configured, dispatch_config, llm_config, load_catalogue, process_env, prompt_file,
-    routes_source,
-};
+use crate::ops::logging::LevelFilter;
+use crate::routing::{Catalogue, Router};
+use cli::{Command, USAGE};
+use settings::{Settings, Switch, unknown_target_vars};
 
 /// Default local port when neither `--port` nor `PORT` is given.
 pub const DEFAULT_PORT: u16 = 3000;
@@ -23,20 +24,63 @@ pub const DEFAULT_PORT: u16 = 3000;
 /// A start-up or command failure, printed by `main` and turned into a non-zero exit.
 pub type AppError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Runs a parsed command to completion.
+/// The binary's entry point: parses the arguments, sets up logging, and runs the command on a
+/// single-threaded runtime (Lambda sends one event at a time per process, and a current-thread
+/// runtime starts faster and uses less memory than a thread pool).
+///
+/// Exit codes: 0 done, 1 the command failed, 2 bad arguments. A failure is reported once: as a
+/// structured log line under Lambda, where the logs are what an operator reads, and as one plain
+/// line on stderr everywhere else.
+pub fn main() -> ExitCode {
+    let command = match cli::parse(std::env::args_os().skip(1)) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("agent-router: {e}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    // The server logs what it does; a one-shot command prints its answer and only warnings.
+    let default_level = match command {
+        Command::Serve { .. } => LevelFilter::INFO,
+        _ => LevelFilter::WARN,
+    };
+    crate::ops::logging::init(default_level);
+    let result = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(AppError::from)
+        .and_then(|rt| rt.block_on(run(command)));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() => {
+            tracing::error!(error = %e, "agent-router failed");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("agent-router: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs a parsed command to completion, with the process's settings read once here.
 pub async fn run(command: Command) -> Result<(), AppError> {
     match command {
         Command::Help => {
             print!("{USAGE}");
-            Ok(())
+            return Ok(());
         }
         Command::Version => {
             println!("agent-router {}", env!("CARGO_PKG_VERSION"));
-            Ok(())
+            return Ok(());
         }
+        _ => {}
+    }
+    let settings = Settings::from_process()?;
+    match command {
+        Command::Help | Command::Version => Ok(()),
         Command::Check { config } => {
-            let source = routes_source(config.as_deref(), process_env);
-            let catalogue = load_catalogue(&source, process_env)?;
+            let (source, catalogue) = settings.catalogue(config.as_deref())?;
             let router = Router::new(catalogue)?;
             let c = router.catalogue();
             println!(
@@ -53,6 +97,9 @@ pub async fn run(command: Command) -> Result<(), AppError> {
                     a.keywords.len()
                 );
             }
+            for w in catalogue_warnings(c, &settings) {
+                println!("warning: {w}");
+            }
             Ok(())
         }
         Command::Eval {
@@ -64,8 +111,8 @@ pub async fn run(command: Command) -> Result<(), AppError> {
         } => {
             let defaults = crate::tune::EvalOptions::default();
             // The prompt the router would send: its own, or ROUTER_SYSTEM_PROMPT_FILE's.
-            let prompt_template = match prompt_file(process_env) {
-                Some(path) => read_prompt_file(&path)?,
+            let prompt_template = match &settings.llm.prompt_file {
+                Some(path) => read_prompt_file(path)?,
                 None => defaults.prompt_template,
             };
             let options = crate::tune::EvalOptions {
@@ -81,9 +128,17 @@ pub async fn run(command: Command) -> Result<(), AppError> {
         Command::Keywords {
             data,
             out,
+            force,
             min_precision,
             min_support,
         } => {
+            if let Some(path) = out.as_deref().filter(|p| p.exists() && !force) {
+                return Err(format!(
+                    "{} exists; pass --force to overwrite it, or choose another --out",
+                    path.display()
+                )
+                .into());
+            }
             let defaults = crate::tune::MineOptions::default();
             let options = crate::tune::MineOptions {
                 min_precision: min_precision.map_or(defaults.min_precision, |p| p.0),
@@ -100,35 +155,26 @@ pub async fn run(command: Command) -> Result<(), AppError> {
             Ok(())
         }
         Command::Route { config, query } => {
-            let router = build_router(config.as_deref(), detect_aws())?;
+            let router = build_router(config.as_deref(), &settings)?;
             let decision = router.route(&query).await;
             println!("{}", serde_json::to_string_pretty(&decision)?);
             Ok(())
         }
         Command::Serve { config, host, port } => {
-            let api = Arc::new(build_api(config.as_deref())?);
-            if process_env("AWS_LAMBDA_RUNTIME_API").is_some() {
-                return crate::lambda::run(api)
+            let api = Arc::new(build_api(config.as_deref(), &settings)?);
+            if settings.in_lambda {
+                return crate::api::run_lambda(api)
                     .await
                     .map_err(|e| e.to_string().into());
             }
-            let port = match port {
-                Some(p) => p,
-                None => match process_env("PORT") {
-                    Some(p) => p
-                        .trim()
-                        .parse()
-                        .map_err(|_| format!("PORT={p:?} is not a port number"))?,
-                    None => DEFAULT_PORT,
-                },
-            };
+            let port = port.or(settings.port).unwrap_or(DEFAULT_PORT);
             let addr = SocketAddr::new(host.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)), port);
-            let listener = crate::server::bind(addr)
+            let listener = crate::api::bind(addr)
                 .await
                 .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
             let url = format!("http://{}", listener.local_addr()?);
             tracing::info!(%url, "listening; try: curl -s {url}/route -d '{{\"query\":\"What are my AWS costs?\"}}'");
-            crate::server::serve(api, listener, async {
+            crate::api::serve(api, listener, async {
                 let _ = tokio::signal::ctrl_c().await;
             })
             .await?;
@@ -137,14 +183,34 @@ pub async fn run(command: Command) -> Result<(), AppError> {
     }
 }
 
+/// What is legal in a routes file but probably a mistake: agents only the LLM can choose, and
+/// `ROUTER_TARGET_*` variables that name no agent.
+pub fn catalogue_warnings(catalogue: &Catalogue, settings: &Settings) -> Vec<String> {
+    let mut out = Vec::new();
+    for a in catalogue.agents() {
+        if a.keywords.is_empty() && a.name != catalogue.default_agent().name {
+            out.push(format!(
+                "agent {:?} has no keywords: only the LLM tier can choose it",
+                a.name
+            ));
+        }
+    }
+    for var in unknown_target_vars(catalogue, &settings.targets) {
+        out.push(format!(
+            "{var} is set but names no agent in the routes file: it is ignored"
+        ));
+    }
+    out
+}
+
 /// Builds the router and, when dispatch is on, the Lambda dispatcher behind `POST /query`.
-pub fn build_api(config: Option<&std::path::Path>) -> Result<Api, AppError> {
-    let aws = detect_aws();
-    let api = Api::new(Arc::new(build_router(config, aws)?));
-    let dispatch = dispatch_config(process_env)?;
+pub fn build_api(config: Option<&std::path::Path>, settings: &Settings) -> Result<Api, AppError> {
+    let api =
+        Api::new(Arc::new(build_router(config, settings)?)).with_metrics(settings.metrics.clone());
+    let dispatch = &settings.dispatch;
     if !switched_on(
         dispatch.mode,
-        aws,
+        settings.aws,
         "ROUTER_DISPATCH",
         "POST /query answers with the decision only",
     ) {
@@ -172,12 +238,6 @@ fn read_prompt_file(path: &std::path::Path) -> Result<String, String> {
     })
 }
 
-/// Where AWS region and credentials would come from (`None`: not configured), looked up once per
-/// start-up and shared by the LLM tier and dispatch.
-fn detect_aws() -> Option<&'static str> {
-    aws_configured(process_env, |p| p.is_file())
-}
-
 /// Whether an AWS-backed feature switched by `var` runs: `on`, or `auto` with AWS configured.
 /// When it does not, logs why and what happens instead (`otherwise`).
 fn switched_on(mode: Switch, aws: Option<&str>, var: &str, otherwise: &str) -> bool {
@@ -197,24 +257,21 @@ fn switched_on(mode: Switch, aws: Option<&str>, var: &str, otherwise: &str) -> b
     }
 }
 
-/// Loads the catalogue (flag, then `ROUTER_CONFIG`, else embedded) and compiles the router.
-/// `aws` is what [`aws_configured`] found, for the `auto` mode of `ROUTER_LLM`.
+/// Loads the catalogue (flag, then `ROUTER_CONFIG`, else embedded) and compiles the router, with
+/// the LLM tier when `ROUTER_LLM` and the AWS configuration say so.
 pub fn build_router(
     config: Option<&std::path::Path>,
-    aws: Option<&'static str>,
+    settings: &Settings,
 ) -> Result<Router, AppError> {
-    let source = routes_source(config, process_env);
-    let catalogue = load_catalogue(&source, process_env)?;
-    for a in catalogue.agents() {
-        if a.keywords.is_empty() && a.name != catalogue.default_agent().name {
-            tracing::warn!(agent = %a.name, "agent has no keywords: only the LLM tier can choose it");
-        }
+    let (source, catalogue) = settings.catalogue(config)?;
+    for w in catalogue_warnings(&catalogue, settings) {
+        tracing::warn!("{w}");
     }
     let mut router = Router::new(catalogue)?;
-    let llm = llm_config(process_env)?;
+    let llm = &settings.llm;
     let llm_on = switched_on(
         llm.mode,
-        aws,
+        settings.aws,
         "ROUTER_LLM",
         "unrouted queries go to the default agent",
     );
@@ -230,7 +287,7 @@ pub fn build_router(
             deadline_ms = llm.tier.deadline.as_millis() as u64,
             cache_size = llm.tier.cache_capacity,
             cache_ttl_s = llm.tier.cache_ttl.as_secs(),
-            aws = aws.unwrap_or("forced"),
+            aws = settings.aws.unwrap_or("forced"),
             "LLM tier on (AWS config loads on first use)"
         );
     }

@@ -1,0 +1,282 @@
+//! The HTTP API, independent of how requests arrive (Lambda event or local socket).
+//!
+//! Adapters turn their request into an [`ApiRequest`] and send the [`http::Response`] back.
+//! Endpoints: `POST /route`, `GET /route?q=`, `POST /query`, `GET /health`. Paths are matched on
+//! their last segment, so API Gateway stage prefixes and custom-domain base paths need no setup.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Method, Response, StatusCode};
+use serde::Serialize;
+
+use crate::dispatch::{Dispatcher, agent_payload};
+use crate::ops::metrics::MetricsConfig;
+use crate::routing::{Decision, Router, micros, truncate_bytes};
+
+mod error;
+mod input;
+mod lambda;
+mod server;
+
+pub use error::{ApiError, error_response};
+pub use input::{
+    MAX_BODY_BYTES, MAX_QUERY_BYTES, MAX_REQUEST_ID_BYTES, MAX_SESSION_ID_BYTES, RouteInput,
+    caller_request_id, parse_body, parse_query_string,
+};
+pub use lambda::{run as run_lambda, to_api_request};
+pub use server::{bind, serve};
+
+use error::{error_body, json_response};
+
+/// A request as the API sees it, whatever transport carried it.
+#[derive(Debug, Clone)]
+pub struct ApiRequest {
+    /// HTTP method.
+    pub method: Method,
+    /// URL path (stage prefixes allowed).
+    pub path: String,
+    /// Decoded query-string pairs, repeated keys kept.
+    pub query: Vec<(String, String)>,
+    /// Raw body bytes (already base64-decoded by the Lambda adapter).
+    pub body: Bytes,
+    /// Id reported in the response and logs (Lambda's request id, or a local one).
+    pub request_id: String,
+    /// Time left before the caller's deadline (the Lambda invocation's), if it has one.
+    pub remaining: Option<std::time::Duration>,
+}
+
+/// The endpoints, by the last segment of the path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Endpoint {
+    Route,
+    Query,
+    Health,
+}
+
+/// The HTTP API over a [`Router`] (and, for `/query`, a [`Dispatcher`]).
+#[derive(Debug, Clone)]
+pub struct Api {
+    router: Arc<Router>,
+    dispatcher: Option<Arc<Dispatcher>>,
+    metrics: MetricsConfig,
+}
+
+#[derive(Serialize)]
+struct DecisionBody<'a> {
+    #[serde(flatten)]
+    decision: &'a Decision,
+    request_id: &'a str,
+    /// `/query` only: whether the agent was invoked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dispatched: Option<bool>,
+    /// `/query` only, when the agent was not invoked: why not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    not_dispatched: Option<NotDispatched>,
+    /// `/query` only: the agent's answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result: Option<serde_json::Value>,
+}
+
+/// Why `POST /query` answered with the decision only (the `not_dispatched` field).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotDispatched {
+    /// The caller sent `"dispatch": false`.
+    NotRequested,
+    /// The chosen agent has no `target`: it is route-only.
+    RouteOnlyAgent,
+    /// Dispatch is off in this process (`ROUTER_DISPATCH=off`, or no AWS configuration locally).
+    DispatchOff,
+}
+
+/// What one request produced: the response, and the decision when routing happened.
+type Outcome = (Result<(StatusCode, String), ApiError>, Option<Decision>);
+
+impl Api {
+    /// Wraps a router; `/query` answers with the decision only until a dispatcher is added.
+    pub fn new(router: Arc<Router>) -> Api {
+        Api {
+            router,
+            dispatcher: None,
+            metrics: MetricsConfig::Off,
+        }
+    }
+
+    /// Writes one CloudWatch EMF line per request as `metrics` says (off by default).
+    pub fn with_metrics(mut self, metrics: MetricsConfig) -> Api {
+        self.metrics = metrics;
+        self
+    }
+
+    /// Lets `POST /query` invoke the chosen agent through `dispatcher`.
+    pub fn with_dispatcher(mut self, dispatcher: Arc<Dispatcher>) -> Api {
+        self.dispatcher = Some(dispatcher);
+        self
+    }
+
+    /// Answers one request. Never fails: every problem becomes a JSON error response.
+    pub async fn handle(&self, req: ApiRequest) -> Response<String> {
+        let started = Instant::now();
+        let (result, decision) = self.answer(&req).await;
+        let mut response = match result {
+            Ok((status, body)) => json_response(status, body, &req.request_id),
+            Err(err) => error_response(&err, &req.request_id),
+        };
+        if req.method == Method::HEAD {
+            // The GET answer's headers, its length, and no body.
+            let length = response.body().len();
+            response.headers_mut().insert(
+                http::header::CONTENT_LENGTH,
+                http::HeaderValue::from(length),
+            );
+            response.body_mut().clear();
+        }
+        let total_us = micros(started);
+        match &decision {
+            Some(d) => tracing::info!(
+                request_id = %req.request_id,
+                method = %req.method,
+                status = response.status().as_u16(),
+                agent = %d.agent,
+                routing_method = d.routing_method.as_str(),
+                fallback_reason = d.fallback_reason.map(|r| r.as_str()),
+                route_us = d.timings_us.route,
+                llm_us = d.timings_us.llm,
+                agent_us = d.timings_us.agent,
+                total_us,
+                "routed"
+            ),
+            None => tracing::info!(
+                request_id = %req.request_id,
+                method = %req.method,
+                path = %req.path,
+                status = response.status().as_u16(),
+                total_us,
+                "answered"
+            ),
+        }
+        let status = response.status().as_u16();
+        crate::ops::metrics::record(
+            &self.metrics,
+            decision.as_ref(),
+            status,
+            total_us,
+            &req.request_id,
+        );
+        response
+    }
+
+    async fn answer(&self, req: &ApiRequest) -> Outcome {
+        let endpoint = match endpoint(&req.path) {
+            Ok(e) => e,
+            Err(e) => return (Err(e), None),
+        };
+        // HEAD is GET without the body (HTTP semantics); the transports drop the body.
+        let method = if req.method == Method::HEAD {
+            &Method::GET
+        } else {
+            &req.method
+        };
+        let input = match (endpoint, method) {
+            (Endpoint::Health, &Method::GET) => {
+                return (Ok((StatusCode::OK, r#"{"status":"ok"}"#.to_owned())), None);
+            }
+            (Endpoint::Route, &Method::GET) => parse_query_string(&req.query),
+            (Endpoint::Route | Endpoint::Query, &Method::POST) => parse_body(&req.body),
+            (ep, m) => {
+                let (endpoint, allow) = match ep {
+                    Endpoint::Route => ("route", "GET, HEAD, POST"),
+                    Endpoint::Query => ("query", "POST"),
+                    Endpoint::Health => ("health", "GET, HEAD"),
+                };
+                Err(ApiError::MethodNotAllowed {
+                    method: m.to_string(),
+                    endpoint,
+                    allow,
+                })
+            }
+        };
+        let input = match input {
+            Ok(i) => i,
+            Err(e) => return (Err(e), None),
+        };
+        let request_id = req.request_id.as_str();
+        tracing::debug!(request_id, query = %input.query, "query");
+        let mut decision = self.router.route_within(&input.query, req.remaining).await;
+        let mut body = DecisionBody {
+            decision: &decision,
+            request_id,
+            dispatched: None,
+            not_dispatched: None,
+            result: None,
+        };
+        if endpoint != Endpoint::Query {
+            return (Ok((StatusCode::OK, render(&body))), Some(decision));
+        }
+        let target = self
+            .router
+            .catalogue()
+            .agent(&decision.agent)
+            .and_then(|a| a.target.clone());
+        let (dispatcher, target) = match (&self.dispatcher, target, input.dispatch) {
+            (Some(dispatcher), Some(target), true) => (dispatcher, target),
+            (_, _, false) | (None, _, _) | (_, None, _) => {
+                body.dispatched = Some(false);
+                body.not_dispatched = Some(if !input.dispatch {
+                    NotDispatched::NotRequested
+                } else if self.dispatcher.is_none() {
+                    NotDispatched::DispatchOff
+                } else {
+                    NotDispatched::RouteOnlyAgent
+                });
+                return (Ok((StatusCode::OK, render(&body))), Some(decision));
+            }
+        };
+        let payload = agent_payload(
+            &input.query,
+            input.session_id.as_deref(),
+            &decision,
+            request_id,
+        );
+        let remaining = req
+            .remaining
+            .map(|r| r.saturating_sub(Duration::from_micros(decision.timings_us.route)));
+        match dispatcher
+            .dispatch(&decision.agent, &target, payload, remaining)
+            .await
+        {
+            Ok(done) => {
+                decision.timings_us.agent = Some(done.agent_us);
+                let body = DecisionBody {
+                    decision: &decision,
+                    request_id,
+                    dispatched: Some(true),
+                    not_dispatched: None,
+                    result: Some(done.result),
+                };
+                (Ok((StatusCode::OK, render(&body))), Some(decision))
+            }
+            Err(e) => {
+                tracing::warn!(request_id, agent = %decision.agent, error = %e, "dispatch failed");
+                (Err(ApiError::Dispatch(e)), Some(decision))
+            }
+        }
+    }
+}
+
+fn render(body: &DecisionBody<'_>) -> String {
+    serde_json::to_string(body)
+        .unwrap_or_else(|e| error_body("internal", &e.to_string(), body.request_id, None))
+}
+
+fn endpoint(path: &str) -> Result<Endpoint, ApiError> {
+    let last = path.trim_end_matches('/').rsplit('/').next().unwrap_or("");
+    match last {
+        "route" => Ok(Endpoint::Route),
+        "query" => Ok(Endpoint::Query),
+        "health" => Ok(Endpoint::Health),
+        _ => Err(ApiError::NotFound(truncate_bytes(path, 200).to_owned())),
+    }
+}

@@ -1,0 +1,14 @@
+//! Ports: the interfaces the router needs from the outside world, each beside its test double.
+//!
+//! | port | what it does | real adapter | double |
+//! |---|---|---|---|
+//! | [`Classifier`] | asks a chat model to pick an agent | [`crate::aws::BedrockClassifier`] | [`StaticClassifier`] |
+//! | [`Invoker`] | calls an agent's function | [`crate::aws::LambdaInvoker`] | [`StaticInvoker`] |
+//!
+//! Ports depend on nothing else in the crate; the routing core and the dispatcher depend on them.
+
+mod classifier;
+mod invoker;
+
+pub use classifier::{Classifier, ClassifyFuture, LlmAnswer, LlmError, StaticClassifier, Usage};
+pub use invoker::{Invocation, InvokeError, InvokeFuture, Invoker, StaticInvoker};
