@@ -304,3 +304,105 @@ async fn corpus_through_the_local_server() {
     stop_tx.send(()).unwrap();
     server.await.unwrap().unwrap();
 }
+
+fn post(path: &str, body: &str) -> ApiRequest {
+    ApiRequest {
+        method: http::Method::POST,
+        path: path.to_owned(),
+        query: Vec::new(),
+        body: Bytes::from(body.to_owned()),
+        request_id: "req-2".to_owned(),
+        remaining: None,
+    }
+}
+
+async fn json_of(api: &Api, req: ApiRequest) -> Value {
+    let resp = api.handle(req).await;
+    assert_eq!(resp.status(), 200, "{}", resp.body());
+    serde_json::from_str(resp.body()).unwrap()
+}
+
+#[tokio::test]
+async fn query_says_why_it_did_not_dispatch() {
+    use agent_router::dispatch::Dispatcher;
+    use agent_router::ports::{Invocation, StaticInvoker};
+    use std::time::Duration;
+    let q = r#"{"query": "What are my AWS costs?"}"#;
+    let not_asked = r#"{"query": "What are my AWS costs?", "dispatch": false}"#;
+    // No dispatcher in this process: dispatch is off.
+    let off = api();
+    let d = json_of(&off, post("/query", q)).await;
+    assert_eq!(
+        (&d["dispatched"], &d["not_dispatched"]),
+        (&Value::Bool(false), &Value::from("dispatch_off"))
+    );
+    let d = json_of(&off, post("/query", not_asked)).await;
+    assert_eq!(d["not_dispatched"], "not_requested");
+    // With a dispatcher, and the cost agent made route-only (a blank target).
+    let mut route_only = Catalogue::embedded_default().unwrap();
+    route_only.override_targets(&[("cost".to_owned(), " ".to_owned())].into());
+    let invoker = Arc::new(StaticInvoker::new(
+        Ok(Invocation {
+            payload: b"{}".to_vec(),
+            function_error: None,
+        }),
+        Duration::ZERO,
+    ));
+    let router = Arc::new(Router::new(route_only).unwrap());
+    let on = Api::new(router).with_dispatcher(Arc::new(Dispatcher::new(
+        invoker.clone(),
+        Duration::from_secs(1),
+        Duration::ZERO,
+    )));
+    let d = json_of(&on, post("/query", q)).await;
+    assert_eq!(d["not_dispatched"], "route_only_agent");
+    let d = json_of(&on, post("/query", not_asked)).await;
+    assert_eq!(d["not_dispatched"], "not_requested");
+    assert!(invoker.calls().is_empty());
+    // Dispatched answers carry no not_dispatched.
+    let mut catalogue = Catalogue::embedded_default().unwrap();
+    catalogue.override_targets(&[("cost".to_owned(), "cost-fn".to_owned())].into());
+    let on = Api::new(Arc::new(Router::new(catalogue).unwrap())).with_dispatcher(Arc::new(
+        Dispatcher::new(invoker.clone(), Duration::from_secs(1), Duration::ZERO),
+    ));
+    let d = json_of(&on, post("/query", q)).await;
+    assert_eq!(d["dispatched"], true);
+    assert!(d.get("not_dispatched").is_none(), "{d}");
+}
+
+#[tokio::test]
+async fn the_local_server_reuses_a_well_formed_caller_request_id() {
+    let listener = agent_router::api::bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(agent_router::api::serve(api(), listener, async {
+        let _ = stop_rx.await;
+    }));
+    let long = "x".repeat(agent_router::api::MAX_REQUEST_ID_BYTES + 1);
+    // (x-request-id sent, whether it is reused)
+    let cases = [
+        ("trace-7f3a:b/c_d.e", true),
+        ("with space", false),
+        (long.as_str(), false),
+        ("", false),
+    ];
+    for (id, reused) in cases {
+        let head = format!(
+            "GET /route?q=my+bill HTTP/1.1\r\nhost: localhost\r\nx-request-id: {id}\r\nconnection: close\r\n\r\n"
+        );
+        let (status, head, body) = raw_exchange(addr, &head, b"").await;
+        assert_eq!(status, 200, "{id:?}");
+        let answered = header_in(&head, "x-request-id").unwrap();
+        let json: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(json["request_id"], answered.as_str(), "{id:?}");
+        if reused {
+            assert_eq!(answered, id);
+        } else {
+            assert!(answered.starts_with("local-"), "{id:?} -> {answered}");
+        }
+    }
+    let _ = stop_tx.send(());
+    server.await.unwrap().unwrap();
+}

@@ -292,7 +292,7 @@ fn validation_errors_table() {
     for (text, check, words) in cases {
         let err =
             Catalogue::from_toml_str(&text).expect_err(&format!("should be rejected:\n{text}"));
-        assert!(check(&err), "wrong error {err:?} for:\n{text}");
+        assert!(check(err.kind()), "wrong error {err:?} for:\n{text}");
         let msg = err.to_string();
         for w in words {
             assert!(msg.contains(w), "message {msg:?} should mention {w:?}");
@@ -305,4 +305,54 @@ fn an_agent_without_keywords_is_allowed() {
     let text = "default_agent = \"general\"\n[[agents]]\nname = \"llm-only\"\ndescription = \"x\"\n[[agents]]\nname = \"general\"\ndescription = \"y\"\n";
     let c = Catalogue::from_toml_str(text).expect("LLM-only agents are valid");
     assert!(c.agent("llm-only").unwrap().keywords.is_empty());
+}
+
+#[test]
+fn errors_name_their_line_and_come_in_file_order() {
+    // (file text, line of the first problem, words the message must contain)
+    let cases: &[(&str, usize, &[&str])] = &[
+        (
+            "default_agent = \"general\"\n\n[[agents]]\nname = \"cost\"\ndescription = \"d\"\nkeywords = [\n  \"bill\",\n  \"Bill\",\n]\n\n[[agents]]\nname = \"general\"\ndescription = \"d\"\n",
+            8,
+            &["line 8:", "agent \"cost\" lists keyword \"bill\" twice"],
+        ),
+        (
+            "default_agent = \"general\"\n[[agents]]\nname = \"cost\"\ndescription = \"d\"\nkeywords = [\"bill\"]\n[[agents]]\nname = \"general\"\ndescription = \"d\"\nkeywords = [\"bill\"]\n",
+            9,
+            &["line 9:", "listed for both \"cost\" and \"general\""],
+        ),
+        (
+            "default_agent = \"general\"\n[[agents]]\nname = \"Cost\"\ndescription = \"d\"\n[[agents]]\nname = \"general\"\ndescription = \"d\"\n",
+            3,
+            &["line 3:", "\"Cost\" is not valid"],
+        ),
+        // Two mistakes: the unknown default agent (line 1) is reported before the bad weight
+        // further down.
+        (
+            "default_agent = \"nobody\"\n[[agents]]\nname = \"cost\"\ndescription = \"d\"\nkeywords = [{ phrase = \"bill\", weight = -1.0 }]\n",
+            1,
+            &["line 1:", "default_agent \"nobody\""],
+        ),
+        (
+            "default_agent = \"general\"\n[[agents]]\nname = \"cost\"\ndescription = \"d\"\nkeywords = [\"ok\", { phrase = \"bill\", weight = 0.0 }]\n[[agents]]\nname = \"general\"\ndescription = \"\"\n",
+            5,
+            &["line 5:", "weight 0"],
+        ),
+        (
+            "default_agent = \"general\"\n[[agents]]\nname = \"general\"\ndescription = \"d\"\n[fast_path]\nmargin = -2.0\n",
+            5,
+            &["line 5:", "fast_path.margin"],
+        ),
+    ];
+    for (text, line, words) in cases {
+        let err = Catalogue::from_toml_str(text).expect_err(text);
+        let CatalogueError::AtLine { line: got, .. } = &err else {
+            panic!("no line in {err:?} for:\n{text}");
+        };
+        assert_eq!(got, line, "{err} for:\n{text}");
+        let message = err.to_string();
+        for w in *words {
+            assert!(message.contains(w), "{message:?} lacks {w:?}");
+        }
+    }
 }

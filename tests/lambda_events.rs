@@ -605,3 +605,28 @@ async fn missing_lambda_context_gives_unknown_request_id() {
     assert_eq!(resp.status(), 200);
     assert_eq!(header(&resp, "x-request-id"), Some("unknown"));
 }
+
+#[tokio::test]
+async fn a_well_formed_caller_request_id_is_reused_in_lambda() {
+    let json = read_fixture("apigw-v2-health.json");
+    let mut event: Value = serde_json::from_str(&json).unwrap();
+    // (x-request-id sent, the id answered)
+    let cases = [
+        (Some("caller-42"), "caller-42"),
+        (Some("has space"), "lambda-id"),
+        (None, "lambda-id"),
+    ];
+    for (sent, want) in cases {
+        let headers = event["headers"].as_object_mut().unwrap();
+        match sent {
+            Some(id) => headers.insert("x-request-id".into(), Value::from(id)),
+            None => headers.remove("x-request-id"),
+        };
+        let req = parse_event("apigw-v2-health.json", &event.to_string())
+            .with_lambda_context(lambda_context("lambda-id"));
+        let req = to_api_request(req);
+        assert_eq!(req.request_id, want, "{sent:?}");
+        let resp = api().handle(req).await;
+        assert_eq!(header(&resp, "x-request-id"), Some(want), "{sent:?}");
+    }
+}

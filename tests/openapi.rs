@@ -15,17 +15,18 @@
 //!   (`tests/fixtures/requests.json`), and the query `pattern` is exactly "holds a character that
 //!   is not `char::is_whitespace`", the handler's own blank test.
 //!
-//! The schemas are checked by [`Checker`], a small hand-written validator for the JSON Schema
-//! subset the spec uses (`$ref`, `allOf`, `type`, `nullable`, `enum`, `properties`, `required`,
+//! The schemas are checked by `Checker` (tests/support/schema.rs), a small hand-written validator
+//! for the JSON Schema subset the spec uses (`$ref`, `allOf`, `type`, `nullable`, `enum`, `properties`, `required`,
 //! `items`, `minimum`, `maximum`, `minLength`, `maxLength`, and `pattern` as one negated character
 //! class); it refuses any other keyword rather than ignore it. schemathesis, in `.ci/run`, checks
 //! the same spec against the running binary with generated requests.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use crate::support::schema::{Checker, assert_understood, negated_class};
 use agent_router::api::{Api, ApiError, ApiRequest};
 use agent_router::dispatch::{DispatchError, Dispatcher};
 use agent_router::ports::{Invocation, InvokeError, StaticInvoker};
@@ -85,246 +86,8 @@ const POST_QUERY: &str = "POST /query";
 const GET_HEALTH: &str = "GET /health";
 
 // ------------------------------------------------------------------------------------------------
-// A checker for the JSON Schema subset openapi.yaml uses
+// The schema checker (tests/support/schema.rs) understands every schema
 // ------------------------------------------------------------------------------------------------
-
-/// Keywords the checker implements, or that only annotate.
-const KEYWORDS: &[&str] = &[
-    "$ref",
-    "allOf",
-    "type",
-    "nullable",
-    "enum",
-    "properties",
-    "required",
-    "items",
-    "minimum",
-    "maximum",
-    "minLength",
-    "maxLength",
-    "pattern",
-    "description",
-    "default",
-];
-
-struct Checker<'a> {
-    doc: &'a Value,
-}
-
-impl<'a> Checker<'a> {
-    fn new() -> Checker<'static> {
-        Checker { doc: spec() }
-    }
-
-    /// Follows `$ref`s to `#/components/schemas/...`.
-    fn resolve(&self, schema: &'a Value) -> &'a Value {
-        match schema.get("$ref").and_then(Value::as_str) {
-            Some(r) => {
-                assert_eq!(schema.as_object().unwrap().len(), 1, "$ref with siblings");
-                let name = r
-                    .strip_prefix("#/components/schemas/")
-                    .unwrap_or_else(|| panic!("$ref {r} outside components/schemas"));
-                let target = &self.doc["components"]["schemas"][name];
-                assert!(target.is_object(), "$ref to missing schema {name}");
-                self.resolve(target)
-            }
-            None => schema,
-        }
-    }
-
-    /// Where `value` breaks `schema`, read as JSON Schema (objects open).
-    fn errors(&self, schema: &'a Value, value: &Value) -> Vec<String> {
-        let mut out = Vec::new();
-        self.check(schema, value, "$", &mut out);
-        out
-    }
-
-    fn check(&self, schema: &'a Value, value: &Value, at: &str, out: &mut Vec<String>) {
-        let schema = self.resolve(schema);
-        let s = schema.as_object().expect("a schema is an object");
-        for k in s.keys() {
-            assert!(
-                KEYWORDS.contains(&k.as_str()),
-                "the checker does not implement {k:?}"
-            );
-        }
-        if value.is_null() && s.get("nullable") == Some(&Value::Bool(true)) {
-            return;
-        }
-        for sub in s
-            .get("allOf")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            self.check(sub, value, at, out);
-        }
-        if let Some(t) = s.get("type") {
-            let ok = match t.as_str().expect("type is one name (OpenAPI 3.0)") {
-                "object" => value.is_object(),
-                "array" => value.is_array(),
-                "string" => value.is_string(),
-                "boolean" => value.is_boolean(),
-                "integer" => value.is_i64() || value.is_u64(),
-                "number" => value.is_number(),
-                other => panic!("unknown type {other}"),
-            };
-            if !ok {
-                out.push(format!("{at}: {value} is not of type {t}"));
-                return;
-            }
-        }
-        if let Some(e) = s.get("enum").and_then(Value::as_array)
-            && !e.contains(value)
-        {
-            out.push(format!("{at}: {value} is not one of {e:?}"));
-        }
-        if let Some(text) = value.as_str() {
-            let chars = text.chars().count() as u64;
-            if let Some(min) = s.get("minLength").and_then(Value::as_u64)
-                && chars < min
-            {
-                out.push(format!("{at}: {chars} characters, fewer than {min}"));
-            }
-            if let Some(max) = s.get("maxLength").and_then(Value::as_u64)
-                && chars > max
-            {
-                out.push(format!("{at}: {chars} characters, more than {max}"));
-            }
-            if let Some(p) = s.get("pattern").and_then(Value::as_str)
-                && !pattern_matches(p, text)
-            {
-                out.push(format!("{at}: {text:?} does not match {p}"));
-            }
-        }
-        if let Some(n) = value.as_f64() {
-            if let Some(min) = s.get("minimum").and_then(Value::as_f64)
-                && n < min
-            {
-                out.push(format!("{at}: {n} < {min}"));
-            }
-            if let Some(max) = s.get("maximum").and_then(Value::as_f64)
-                && n > max
-            {
-                out.push(format!("{at}: {n} > {max}"));
-            }
-        }
-        if let Some(o) = value.as_object() {
-            for r in s
-                .get("required")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                let r = r.as_str().unwrap();
-                if !o.contains_key(r) {
-                    out.push(format!("{at}: no {r:?}"));
-                }
-            }
-            for (k, sub) in s
-                .get("properties")
-                .and_then(Value::as_object)
-                .into_iter()
-                .flatten()
-            {
-                if let Some(v) = o.get(k) {
-                    self.check(sub, v, &format!("{at}.{k}"), out);
-                }
-            }
-        }
-        if let (Some(items), Some(a)) = (s.get("items"), value.as_array()) {
-            for (i, v) in a.iter().enumerate() {
-                self.check(items, v, &format!("{at}[{i}]"), out);
-            }
-        }
-    }
-
-    /// The property schemas a schema declares, through `$ref` and `allOf`; `None` when it says
-    /// nothing about objects (any value).
-    fn declared(&self, schema: &'a Value) -> Option<BTreeMap<&'a str, Vec<&'a Value>>> {
-        let s = self.resolve(schema);
-        let mut props: Option<BTreeMap<&str, Vec<&Value>>> = None;
-        if s.get("type") == Some(&json!("object")) || s.get("properties").is_some() {
-            props.get_or_insert_default();
-        }
-        for (k, sub) in s
-            .get("properties")
-            .and_then(Value::as_object)
-            .into_iter()
-            .flatten()
-        {
-            props
-                .get_or_insert_default()
-                .entry(k)
-                .or_default()
-                .push(sub);
-        }
-        for sub in s
-            .get("allOf")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            for (k, subs) in self.declared(sub).into_iter().flatten() {
-                props
-                    .get_or_insert_default()
-                    .entry(k)
-                    .or_default()
-                    .extend(subs);
-            }
-        }
-        props
-    }
-
-    /// Properties in `value` that its schema does not declare (answers are read closed).
-    fn undeclared(&self, schema: &'a Value, value: &Value, at: &str, out: &mut Vec<String>) {
-        if let (Some(items), Some(a)) = (self.resolve(schema).get("items"), value.as_array()) {
-            for (i, v) in a.iter().enumerate() {
-                self.undeclared(items, v, &format!("{at}[{i}]"), out);
-            }
-        }
-        let (Some(o), Some(props)) = (value.as_object(), self.declared(schema)) else {
-            return;
-        };
-        for (k, v) in o {
-            match props.get(k.as_str()) {
-                None => out.push(format!("{at}: property {k:?} is not in the schema")),
-                Some(subs) => {
-                    for sub in subs {
-                        self.undeclared(sub, v, &format!("{at}.{k}"), out);
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// Asserts `schema` and its subschemas use only keywords the checker implements.
-fn assert_understood(schema: &Value, at: &str) {
-    let s = schema
-        .as_object()
-        .unwrap_or_else(|| panic!("{at}: a schema is an object"));
-    for (k, v) in s {
-        assert!(
-            KEYWORDS.contains(&k.as_str()),
-            "{at}: the checker does not implement {k:?}"
-        );
-        match k.as_str() {
-            "properties" => {
-                for (name, sub) in v.as_object().unwrap() {
-                    assert_understood(sub, &format!("{at}.{name}"));
-                }
-            }
-            "items" => assert_understood(v, &format!("{at}[]")),
-            "allOf" => {
-                for (i, sub) in v.as_array().unwrap().iter().enumerate() {
-                    assert_understood(sub, &format!("{at}/allOf/{i}"));
-                }
-            }
-            _ => {}
-        }
-    }
-}
 
 #[test]
 fn the_checker_understands_every_schema() {
@@ -345,57 +108,6 @@ fn the_checker_understands_every_schema() {
             }
         }
     }
-}
-
-/// The characters a pattern of the one form the spec uses, `[^...]`, excludes (inclusive ranges):
-/// the pattern matches a string holding any other character.
-fn negated_class(pattern: &str) -> Vec<(char, char)> {
-    let inner = pattern
-        .strip_prefix("[^")
-        .and_then(|p| p.strip_suffix(']'))
-        .unwrap_or_else(|| panic!("the checker implements only [^...] patterns: {pattern}"));
-    let mut chars = inner.chars().peekable();
-    let atom = |chars: &mut std::iter::Peekable<std::str::Chars<'_>>| -> char {
-        let c = chars.next().unwrap();
-        if c != '\\' {
-            assert!(
-                c != '[' && c != ']' && c != '^',
-                "unescaped {c} in {pattern}"
-            );
-            return c;
-        }
-        let hex = |chars: &mut std::iter::Peekable<std::str::Chars<'_>>, n: usize| {
-            let digits: String = chars.by_ref().take(n).collect();
-            char::from_u32(u32::from_str_radix(&digits, 16).unwrap()).unwrap()
-        };
-        match chars.next().unwrap() {
-            't' => '\t',
-            'n' => '\n',
-            'f' => '\x0C',
-            'r' => '\r',
-            'x' => hex(chars, 2),
-            'u' => hex(chars, 4),
-            other => panic!("escape \\{other} in {pattern}"),
-        }
-    };
-    let mut ranges = Vec::new();
-    while chars.peek().is_some() {
-        let lo = atom(&mut chars);
-        let hi = if chars.peek() == Some(&'-') {
-            chars.next();
-            atom(&mut chars)
-        } else {
-            lo
-        };
-        ranges.push((lo, hi));
-    }
-    ranges
-}
-
-fn pattern_matches(pattern: &str, text: &str) -> bool {
-    let excluded = negated_class(pattern);
-    text.chars()
-        .any(|c| !excluded.iter().any(|&(lo, hi)| (lo..=hi).contains(&c)))
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -836,7 +548,7 @@ fn every_error_code_and_status_is_documented() {
 
 /// Checks one answer to `op` against the spec; returns its error code, if any.
 fn check_answer(op: &str, what: &str, resp: &Response<String>) -> Option<String> {
-    let checker = Checker::new();
+    let checker = Checker::new(spec());
     let status = resp.status().as_u16();
     let documented = &operation(op)["responses"][status.to_string()];
     assert!(
@@ -1232,7 +944,7 @@ async fn handler_answers_match_the_response_schemas() {
 /// Whether a GET /route query string conforms to the operation's parameters, or `None` when a
 /// parameter other than q is repeated (outside the schema: the handler uses the first).
 fn params_conform(pairs: &[(String, String)]) -> Option<bool> {
-    let checker = Checker::new();
+    let checker = Checker::new(spec());
     let mut conform = true;
     for p in operation(GET_ROUTE)["parameters"].as_array().unwrap() {
         let name = p["name"].as_str().unwrap();
@@ -1253,7 +965,7 @@ fn params_conform(pairs: &[(String, String)]) -> Option<bool> {
 
 #[tokio::test]
 async fn request_schemas_accept_what_the_handler_accepts() {
-    let checker = Checker::new();
+    let checker = Checker::new(spec());
     let corpus: Vec<Value> =
         serde_json::from_str(include_str!("fixtures/requests.json")).expect("fixture is JSON");
     let api = plain_api();

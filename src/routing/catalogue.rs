@@ -186,9 +186,7 @@ pub enum CatalogueError {
         weight: f32,
     },
     /// The same keyword (after lower-casing and folding whitespace) appears twice.
-    #[error(
-        "keyword {keyword:?} is listed for both {first:?} and {second:?}: a keyword may belong to one agent only"
-    )]
+    #[error("{}", duplicate_keyword_message(keyword, first, second))]
     DuplicateKeyword {
         /// The keyword, normalised.
         keyword: String,
@@ -215,13 +213,43 @@ pub enum CatalogueError {
         /// The rejected value.
         value: f32,
     },
+    /// A problem found at a line of the routes file (1-based); [`CatalogueError::kind`] is the
+    /// problem itself.
+    #[error("line {line}: {error}")]
+    AtLine {
+        /// The line the problem is on.
+        line: usize,
+        /// The problem.
+        error: Box<CatalogueError>,
+    },
     /// The fast-path automaton could not be built (for example, too many keywords).
     #[error("cannot build the keyword automaton: {0}")]
     Automaton(String),
 }
 
+fn duplicate_keyword_message(keyword: &str, first: &str, second: &str) -> String {
+    if first == second {
+        format!("agent {first:?} lists keyword {keyword:?} twice: remove one")
+    } else {
+        format!(
+            "keyword {keyword:?} is listed for both {first:?} and {second:?}: a keyword may belong to one agent only"
+        )
+    }
+}
+
+impl CatalogueError {
+    /// The problem itself, without the line it was found at.
+    pub fn kind(&self) -> &CatalogueError {
+        match self {
+            CatalogueError::AtLine { error, .. } => error.kind(),
+            other => other,
+        }
+    }
+}
+
 impl Catalogue {
-    /// Parses and validates a routes file's text.
+    /// Parses and validates a routes file's text. A problem found after parsing is reported with
+    /// the line it is on ([`CatalogueError::AtLine`]).
     pub fn from_toml_str(text: &str) -> Result<Catalogue, CatalogueError> {
         let raw: RawCatalogue = toml::from_str(text)
             .map_err(|e| CatalogueError::Parse(e.to_string().trim().to_owned()))?;
@@ -240,7 +268,7 @@ impl Catalogue {
                 target: a.target,
             });
         }
-        builder.build()
+        builder.build().map_err(|e| locate(text, e))
     }
 
     /// Reads, parses and validates a routes file.
@@ -391,6 +419,10 @@ impl CatalogueBuilder {
         if self.agents.is_empty() {
             return Err(CatalogueError::NoAgents);
         }
+        // `default_agent` stands first in a routes file, so it is checked first.
+        if !self.agents.iter().any(|a| a.name == self.default_agent) {
+            return Err(self.unknown_default());
+        }
         for (field, value) in [
             ("margin", self.fast_path.margin),
             ("min_score", self.fast_path.min_score),
@@ -491,19 +523,105 @@ impl CatalogueBuilder {
         let default_index = agents
             .iter()
             .position(|a| a.name == self.default_agent)
-            .ok_or_else(|| CatalogueError::UnknownDefaultAgent {
-                name: self.default_agent.clone(),
-                known: agents
-                    .iter()
-                    .map(|a| a.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            })?;
+            .ok_or_else(|| self.unknown_default())?;
         Ok(Catalogue {
             agents,
             default_index,
             fast_path: self.fast_path,
         })
+    }
+}
+
+impl CatalogueBuilder {
+    fn unknown_default(&self) -> CatalogueError {
+        CatalogueError::UnknownDefaultAgent {
+            name: self.default_agent.clone(),
+            known: self
+                .agents
+                .iter()
+                .map(|a| a.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        }
+    }
+}
+
+/// Where things stand in a routes file: parsed again, only on the error path, for the spans.
+#[derive(Deserialize)]
+struct SpanCatalogue {
+    default_agent: Option<toml::Spanned<String>>,
+    fast_path: Option<toml::Spanned<toml::Value>>,
+    #[serde(default)]
+    agents: Vec<SpanAgent>,
+}
+
+#[derive(Deserialize)]
+struct SpanAgent {
+    name: Option<toml::Spanned<String>>,
+    #[serde(default)]
+    keywords: Vec<toml::Spanned<toml::Value>>,
+}
+
+/// Attaches the line of the routes file `text` where `error` is, when it can be told.
+fn locate(text: &str, error: CatalogueError) -> CatalogueError {
+    let Ok(spans) = toml::from_str::<SpanCatalogue>(text) else {
+        return error;
+    };
+    let agent_named = |name: &str, nth: usize| {
+        spans
+            .agents
+            .iter()
+            .filter(|a| a.name.as_ref().is_some_and(|n| n.get_ref() == name))
+            .nth(nth)
+    };
+    let name_at = |a: &SpanAgent| a.name.as_ref().map(|n| n.span().start);
+    let keyword_text = |v: &toml::Value| match v {
+        toml::Value::String(s) => Some(s.clone()),
+        toml::Value::Table(t) => t
+            .get("phrase")
+            .or_else(|| t.get("keyword"))
+            .and_then(|p| p.as_str().map(str::to_owned)),
+        _ => None,
+    };
+    // The `nth` listing (0-based) of `keyword` (compared normalised) in `agent`'s list.
+    let keyword_at = |agent: &str, keyword: &str, nth: usize| {
+        let wanted = normalize_query(keyword);
+        let a = agent_named(agent, 0)?;
+        a.keywords
+            .iter()
+            .filter(|k| keyword_text(k.get_ref()).is_some_and(|t| normalize_query(&t) == wanted))
+            .nth(nth)
+            .map(|k| k.span().start)
+    };
+    let offset = match &error {
+        CatalogueError::InvalidAgentName { name } => agent_named(name, 0).and_then(name_at),
+        CatalogueError::DuplicateAgent { name } => agent_named(name, 1).and_then(name_at),
+        CatalogueError::AgentNamesClash { second, .. } => agent_named(second, 0).and_then(name_at),
+        CatalogueError::InvalidDescription { agent }
+        | CatalogueError::EmptyTarget { agent }
+        | CatalogueError::WeightsTooLarge { agent, .. } => agent_named(agent, 0).and_then(name_at),
+        CatalogueError::EmptyKeyword { agent, index } => agent_named(agent, 0)
+            .and_then(|a| a.keywords.get(index.saturating_sub(1)))
+            .map(|k| k.span().start),
+        CatalogueError::PunctuationKeyword { agent, keyword }
+        | CatalogueError::InvalidWeight { agent, keyword, .. } => keyword_at(agent, keyword, 0),
+        CatalogueError::DuplicateKeyword {
+            keyword,
+            first,
+            second,
+        } => keyword_at(second, keyword, usize::from(first == second)),
+        CatalogueError::UnknownDefaultAgent { .. } => {
+            spans.default_agent.as_ref().map(|d| d.span().start)
+        }
+        CatalogueError::InvalidThreshold { .. } => spans.fast_path.as_ref().map(|f| f.span().start),
+        _ => None,
+    };
+    match offset {
+        Some(at) => CatalogueError::AtLine {
+            line: text[..at.min(text.len())].matches('\n').count() + 1,
+            error: Box::new(error),
+        },
+        None => error,
     }
 }
 

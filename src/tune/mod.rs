@@ -284,5 +284,29 @@ pub fn keywords_command(
         path: format!("mined from {}", data.display()),
         source,
     })?;
-    Ok((toml, mine::report_lines(&mined, &examples)))
+    let mut report = thin_data_warnings(&examples);
+    report.extend(mine::report_lines(&mined, &examples));
+    Ok((toml, report))
+}
+
+/// Fewest examples of an agent below which `keywords` warns that its figures are unreliable:
+/// cross-validation then holds out a handful of queries per agent, and the thresholds it picks
+/// swing with every one of them.
+pub const MIN_EXAMPLES_PER_AGENT: usize = 30;
+
+/// One warning per agent with fewer than [`MIN_EXAMPLES_PER_AGENT`] examples.
+pub fn thin_data_warnings(examples: &[Example]) -> Vec<String> {
+    let mut counts: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    for agent in examples.iter().filter_map(|e| e.agent.as_deref()) {
+        *counts.entry(agent).or_default() += 1;
+    }
+    counts
+        .into_iter()
+        .filter(|&(_, n)| n < MIN_EXAMPLES_PER_AGENT)
+        .map(|(agent, n)| {
+            format!(
+                "warning: {agent} has only {n} examples (fewer than {MIN_EXAMPLES_PER_AGENT}): its keywords and the thresholds are unreliable; label more queries"
+            )
+        })
+        .collect()
 }

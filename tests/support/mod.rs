@@ -4,6 +4,7 @@
 
 pub mod bedrock_double;
 pub mod lambda_double;
+pub mod schema;
 
 use std::future::Future;
 use std::sync::Arc;
