@@ -5,7 +5,7 @@
 //! exactly that model to the examples. The method, in order:
 //!
 //! 1. **Tokens and n-grams.** Each query is normalised like the fast path does it
-//!    ([`crate::normalize`]) and cut into words (runs of letters, digits and `_`). Candidate
+//!    ([`crate::routing::normalize_query`]) and cut into words (runs of letters, digits and `_`). Candidate
 //!    keywords are the 1- to 3-word n-grams whose words are separated by exactly one space, so a
 //!    phrase matches the query exactly as the fast path will see it. Each n-gram counts once per
 //!    query. A general list of English function words ([`STOP_WORDS`]) is never a keyword on its
