@@ -1289,7 +1289,8 @@ async fn get_route_answers_transient_failures_200_so_api_gateway_caching_is_off_
     // What GET /route answers when Bedrock has a bad moment: a 200 with the default agent. API
     // Gateway's cache cannot tell it from a real decision (it ignores Cache-Control and keys on q
     // only), so with caching on it would serve it to every caller of that q for the TTL.
-    let cases: [(fn() -> LlmError, &str); 3] = [
+    type MakeError = fn() -> LlmError;
+    let cases: [(MakeError, &str); 3] = [
         (|| LlmError::Timeout, "llm_timeout"),
         (|| LlmError::Throttled("slow down".into()), "llm_throttled"),
         (|| LlmError::Service("503".into()), "llm_error"),
