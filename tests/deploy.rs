@@ -733,6 +733,11 @@ fn function_environment_holds_only_variables_the_binary_reads() {
         |_| false,
     )
     .expect("defaults are valid");
+    // Logging is set up before the settings are read (so it can report them): its variable too.
+    agent_router::ops::logging::log_level(|name: &str| {
+        asked.lock().unwrap().insert(name.to_owned());
+        None
+    });
     let asked = asked.into_inner().unwrap();
     let catalogue = Catalogue::embedded_default().unwrap();
     let targets: BTreeSet<String> = catalogue
@@ -969,12 +974,23 @@ fn canary_provisioned_concurrency_and_rollback_alarms_are_wired() {
         .collect();
     let all: BTreeSet<String> = alarms().keys().cloned().collect();
     assert_eq!(wired, all, "every alarm is a rollback trigger");
-    for a in ["ErrorRateAlarm", "DurationP95Alarm", "InitDurationAlarm"] {
+    // Function errors and slowness, and what a bad version does without failing the function:
+    // 5xx answers (dispatch) and LLM calls falling back (tests/deploy/test_sam_translation.py
+    // checks they watch the new version only). Init duration is not among them: with
+    // provisioned concurrency no init is reported on the canary, so it could never fire.
+    for a in [
+        "ErrorRateAlarm",
+        "DurationP95Alarm",
+        "ServerErrorRateAlarm",
+        "LlmErrorRateAlarm",
+    ] {
         assert!(all.contains(a), "missing {a}");
     }
-    // Defaults no looser than the original rollback plan: init > 2 s, errors > 1 %, p95 > 30 s.
+    assert!(!all.contains("InitDurationAlarm"));
+    // Defaults no looser than the original rollback plan: errors > 1 %, p95 > 30 s.
     assert!(default_u64("ErrorRateAlarmPercent") <= 1);
-    assert!(default_u64("InitDurationAlarmMs") <= 2000);
+    assert!(default_u64("ServerErrorRateAlarmPercent") <= 5);
+    assert!(default_u64("LlmErrorRateAlarmPercent") <= 10);
     assert!(default_u64("DurationP95AlarmMs") <= 30_000);
     assert!(default_u64("RouteLatencyP95AlarmMs") <= 30_000);
     // The Lambda-metric alarms watch the live alias.
@@ -1080,6 +1096,7 @@ fn alarms_and_dashboard_use_only_metrics_the_router_emits() {
         );
     }
     ours.insert("InitDuration");
+    let reasons_on_the_wire = fallback_reasons();
     for (name, alarm) in alarms() {
         let p = &alarm["Properties"];
         if p["Namespace"] == ns {
@@ -1089,11 +1106,36 @@ fn alarms_and_dashboard_use_only_metrics_the_router_emits() {
                 "{name} watches {metric}, which nothing emits"
             );
         }
+        // Metric-math alarms: each router metric exists with the dimensions the router writes.
+        for m in p["Metrics"].as_array().into_iter().flatten() {
+            let metric = &m["MetricStat"]["Metric"];
+            if metric["Namespace"] != ns {
+                continue;
+            }
+            let metric_name = metric["MetricName"].as_str().unwrap();
+            assert!(
+                ours.contains(metric_name) && metric_name != "InitDuration",
+                "{name} watches {metric_name}, which the router does not emit"
+            );
+            let dims: BTreeMap<&str, &Value> = metric["Dimensions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| (d["Name"].as_str().unwrap(), &d["Value"]))
+                .collect();
+            assert_eq!(
+                dims["FunctionVersion"],
+                &json!({"Fn::GetAtt": ["RouterFunction.Version", "Version"]}),
+                "{name}: the version being deployed"
+            );
+            if let Some(reason) = dims.get("FallbackReason") {
+                assert!(
+                    reasons_on_the_wire.contains(&reason.as_str().unwrap()),
+                    "{name}: {reason}"
+                );
+            }
+        }
     }
-    assert_eq!(
-        resource("InitDurationAlarm")["Properties"]["MetricName"],
-        "InitDuration"
-    );
     assert_eq!(
         resource("RouteLatencyP95Alarm")["Properties"]["MetricName"],
         "RouteLatency"
@@ -1112,7 +1154,7 @@ fn alarms_and_dashboard_use_only_metrics_the_router_emits() {
     for (k, v) in vars {
         let value = match k.as_str() {
             "ns" => "NS",
-            "route_p95" | "init_ms" => "1",
+            "route_p95" => "1",
             _ => "x",
         };
         assert!(v.is_object(), "{k}");
@@ -1168,4 +1210,141 @@ fn long_form_intrinsics_keep_the_template_plain_yaml() {
     // The parse itself is the check (template() panics otherwise); spot-check an intrinsic.
     assert_eq!(function()["MemorySize"], json!({"Ref": "MemorySize"}));
     assert_eq!(template()["Transform"], "AWS::Serverless-2016-10-31");
+}
+
+// ------------------------------------------------------------------------------------------------
+// Log level and metrics; API Gateway's cache and fail-open answers
+// ------------------------------------------------------------------------------------------------
+
+#[test]
+fn metric_lines_survive_any_log_level() {
+    // Lambda drops application lines below ApplicationLogLevel and reads a line without a
+    // "level" as INFO. EMF lines have none, so Lambda's level stays TRACE (it drops nothing) and
+    // the operator's LogLevel reaches the router as ROUTER_LOG_LEVEL instead.
+    let logging = &function()["LoggingConfig"];
+    assert_eq!(logging["ApplicationLogLevel"], "TRACE");
+    assert_eq!(
+        function()["Environment"]["Variables"][agent_router::ops::logging::LEVEL_ENV],
+        json!({"Ref": "LogLevel"})
+    );
+    let sample = agent_router::ops::metrics::RequestMetrics {
+        decision: None,
+        status: 400,
+        total_us: 7,
+        cold_start: false,
+        request_id: "deploy-test",
+        function_version: Some("3"),
+    };
+    let line: Value =
+        serde_json::from_str(&agent_router::ops::metrics::render("NS", 1, &sample)).unwrap();
+    assert!(line.get("_aws").is_some(), "an EMF line");
+    assert!(
+        line.get("level").is_none(),
+        "an EMF line with a level could be filtered by Lambda"
+    );
+
+    // The router's own level: ROUTER_LOG_LEVEL wins over the TRACE Lambda then sets.
+    let env = |pairs: &'static [(&'static str, &'static str)]| {
+        move |k: &str| {
+            pairs
+                .iter()
+                .find(|(name, _)| *name == k)
+                .map(|(_, v)| v.to_string())
+        }
+    };
+    use agent_router::ops::logging::log_level;
+    let both = env(&[
+        ("ROUTER_LOG_LEVEL", "WARN"),
+        ("AWS_LAMBDA_LOG_LEVEL", "TRACE"),
+    ]);
+    assert_eq!(log_level(both).as_deref(), Some("WARN"));
+    let blank = env(&[("ROUTER_LOG_LEVEL", " "), ("AWS_LAMBDA_LOG_LEVEL", "ERROR")]);
+    assert_eq!(log_level(blank).as_deref(), Some("ERROR"));
+    assert_eq!(log_level(env(&[])), None);
+    let filter = agent_router::ops::logging::log_filter(
+        log_level(env(&[
+            ("ROUTER_LOG_LEVEL", "WARN"),
+            ("AWS_LAMBDA_LOG_LEVEL", "TRACE"),
+        ]))
+        .as_deref(),
+        None,
+        agent_router::ops::logging::LevelFilter::INFO,
+    );
+    assert!(filter.would_enable("agent_router::api", &tracing::Level::WARN));
+    assert!(!filter.would_enable("agent_router::api", &tracing::Level::INFO));
+    assert!(!filter.would_enable("agent_router::api", &tracing::Level::DEBUG));
+}
+
+/// A model that fails every call the way a transient Bedrock problem does.
+#[derive(Debug)]
+struct Failing(fn() -> agent_router::ports::LlmError);
+
+impl agent_router::ports::Classifier for Failing {
+    fn classify<'a>(
+        &'a self,
+        _system_prompt: &'a str,
+        _query: &'a str,
+        _timeout: std::time::Duration,
+    ) -> agent_router::ports::ClassifyFuture<'a> {
+        let error = (self.0)();
+        Box::pin(async move { Err(error) })
+    }
+    fn model_id(&self) -> &str {
+        "failing-double"
+    }
+}
+
+#[tokio::test]
+async fn get_route_answers_transient_failures_200_so_api_gateway_caching_is_off_by_default() {
+    use agent_router::ports::LlmError;
+    // What GET /route answers when Bedrock has a bad moment: a 200 with the default agent. API
+    // Gateway's cache cannot tell it from a real decision (it ignores Cache-Control and keys on q
+    // only), so with caching on it would serve it to every caller of that q for the TTL.
+    type MakeError = fn() -> LlmError;
+    let cases: [(MakeError, &str); 3] = [
+        (|| LlmError::Timeout, "llm_timeout"),
+        (|| LlmError::Throttled("slow down".into()), "llm_throttled"),
+        (|| LlmError::Service("503".into()), "llm_error"),
+    ];
+    for (error, reason) in cases {
+        let router = Router::new(Catalogue::embedded_default().unwrap())
+            .unwrap()
+            .with_llm(
+                Arc::new(Failing(error)),
+                agent_router::LlmSettings::default(),
+            )
+            .unwrap();
+        let api = Api::new(Arc::new(router));
+        let response = api
+            .handle(ApiRequest {
+                method: "GET".parse().unwrap(),
+                path: "/prod/route".into(),
+                query: vec![("q".into(), "which team owns the checkout service?".into())],
+                body: bytes::Bytes::new(),
+                request_id: "deploy-test".into(),
+                remaining: None,
+            })
+            .await;
+        assert_eq!(response.status().as_u16(), 200, "{reason}");
+        let body: Value = serde_json::from_str(response.body()).unwrap();
+        assert_eq!(body["routing_method"], "default", "{reason}");
+        assert_eq!(body["fallback_reason"], reason);
+    }
+    // Hence the stack creates no cache cluster unless the operator asks for one.
+    assert_eq!(default_u64("ApiCacheTtlSeconds"), 0);
+    let settings = resource("RouterApi")["Properties"]["MethodSettings"]
+        .as_array()
+        .unwrap();
+    for s in settings {
+        if s["CachingEnabled"] != json!(false) {
+            assert_eq!(
+                s["CachingEnabled"],
+                json!({"Fn::If": ["HasApiCache", true, false]})
+            );
+        }
+    }
+    assert_eq!(
+        template()["Conditions"]["HasApiCache"],
+        json!({"Fn::Not": [{"Fn::Equals": [{"Ref": "ApiCacheTtlSeconds"}, 0]}]})
+    );
 }

@@ -235,8 +235,12 @@ pub fn metrics_config(
         Switch::On => true,
         Switch::Off => false,
     };
+    let function_version = env("AWS_LAMBDA_FUNCTION_VERSION").filter(|v| !v.trim().is_empty());
     Ok(if on {
-        MetricsConfig::On { namespace }
+        MetricsConfig::On {
+            namespace,
+            function_version,
+        }
     } else {
         MetricsConfig::Off
     })
@@ -506,6 +510,7 @@ mod tests {
             let expected = match want {
                 Some(ns) => MetricsConfig::On {
                     namespace: ns.to_string(),
+                    function_version: None,
                 },
                 None => MetricsConfig::Off,
             };

@@ -3,18 +3,32 @@
 //! `AWS_LAMBDA_LOG_FORMAT` = `JSON` (default) or `Text`; `AWS_LAMBDA_LOG_LEVEL` = `TRACE`, `DEBUG`,
 //! `INFO` (default), `WARN`, `ERROR` or `FATAL`. Outside Lambda, `RUST_LOG` may give per-target
 //! directives such as `agent_router=debug,warn`. Raw query text is logged only at DEBUG.
+//!
+//! [`LEVEL_ENV`] (`ROUTER_LOG_LEVEL`, same values) wins over `AWS_LAMBDA_LOG_LEVEL`: the SAM
+//! template keeps Lambda's own level at TRACE, because Lambda would drop the EMF metric lines (which
+//! it reads as INFO) at WARN or above, and sets the router's level here instead.
 
 pub use tracing::level_filters::LevelFilter;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
+/// The router's own log level; when set (not blank) it wins over `AWS_LAMBDA_LOG_LEVEL`.
+pub const LEVEL_ENV: &str = "ROUTER_LOG_LEVEL";
+
+/// The level to filter at: [`LEVEL_ENV`] when set, else `AWS_LAMBDA_LOG_LEVEL`.
+pub fn log_level(env: impl Fn(&str) -> Option<String>) -> Option<String> {
+    env(LEVEL_ENV)
+        .filter(|v| !v.trim().is_empty())
+        .or_else(|| env("AWS_LAMBDA_LOG_LEVEL"))
+}
+
 /// Installs the global subscriber. Call once, before anything logs; later calls do nothing.
 /// `default` is the level when neither `AWS_LAMBDA_LOG_LEVEL` nor `RUST_LOG` says otherwise:
 /// INFO for the server, WARN for one-shot commands, whose output is their answer.
 pub fn init(default: LevelFilter) {
     let filter = log_filter(
-        std::env::var("AWS_LAMBDA_LOG_LEVEL").ok().as_deref(),
+        log_level(|k| std::env::var(k).ok()).as_deref(),
         std::env::var("RUST_LOG").ok().as_deref(),
         default,
     );

@@ -19,6 +19,11 @@
 //! | `CacheHits`, `LlmCalls`, `Fallbacks` | Count | none | 1 or 0 per routed request |
 //! | `Routed` | Count | `RoutingMethod`; `Agent` | 1 per routed request |
 //! | `Fallbacks` | Count | `FallbackReason` | 1 per default-agent decision |
+//! | `Requests`, `ServerErrors`, `LlmCalls` | Count | `FunctionVersion` | as above, per Lambda version |
+//! | `Fallbacks` | Count | `FallbackReason`, `FunctionVersion` | as above, per Lambda version |
+//!
+//! The `FunctionVersion` sets (from `AWS_LAMBDA_FUNCTION_VERSION`) let a canary's alarms watch
+//! the version being deployed alone.
 //!
 //! Dimension values come from the catalogue and fixed enums, never from request text, so their
 //! number stays bounded. Lines are written only in Lambda (`AWS_LAMBDA_RUNTIME_API` set) unless
@@ -70,6 +75,8 @@ pub struct RequestMetrics<'a> {
     pub cold_start: bool,
     /// The request id, kept as a log property for correlation (not a dimension).
     pub request_id: &'a str,
+    /// The Lambda function version that answered (`AWS_LAMBDA_FUNCTION_VERSION`), when known.
+    pub function_version: Option<&'a str>,
 }
 
 /// Where metric lines go: on with a namespace, or off.
@@ -79,6 +86,9 @@ pub enum MetricsConfig {
     On {
         /// The CloudWatch namespace.
         namespace: String,
+        /// The Lambda function version serving (`AWS_LAMBDA_FUNCTION_VERSION`), which adds the
+        /// per-version dimension sets the canary's alarms watch; `None` outside Lambda.
+        function_version: Option<String>,
     },
     /// Write nothing.
     Off,
@@ -111,7 +121,11 @@ pub fn record(
     request_id: &str,
 ) {
     let cold_start = take_cold_start();
-    let MetricsConfig::On { namespace } = config else {
+    let MetricsConfig::On {
+        namespace,
+        function_version,
+    } = config
+    else {
         return;
     };
     let sample = RequestMetrics {
@@ -120,6 +134,7 @@ pub fn record(
         total_us,
         cold_start,
         request_id,
+        function_version: function_version.as_deref(),
     };
     let mut line = render(namespace, now_ms(), &sample);
     line.push('\n');
@@ -209,12 +224,31 @@ pub fn render(namespace: &str, timestamp_ms: u64, sample: &RequestMetrics<'_>) -
         }));
         if let Some(reason) = d.fallback_reason {
             root.insert("FallbackReason".into(), json!(reason.as_str()));
+            let mut dimensions = vec![json!(["FallbackReason"])];
+            if sample.function_version.is_some() {
+                dimensions.push(json!(["FallbackReason", "FunctionVersion"]));
+            }
             directives.push(json!({
                 "Namespace": namespace,
-                "Dimensions": [["FallbackReason"]],
+                "Dimensions": dimensions,
                 "Metrics": [{"Name": "Fallbacks", "Unit": "Count"}],
             }));
         }
+    }
+    if let Some(version) = sample.function_version {
+        root.insert("FunctionVersion".into(), json!(version));
+        let mut metrics = vec![
+            json!({"Name": "Requests", "Unit": "Count"}),
+            json!({"Name": "ServerErrors", "Unit": "Count"}),
+        ];
+        if sample.decision.is_some() {
+            metrics.push(json!({"Name": "LlmCalls", "Unit": "Count"}));
+        }
+        directives.push(json!({
+            "Namespace": namespace,
+            "Dimensions": [["FunctionVersion"]],
+            "Metrics": metrics,
+        }));
     }
     directives.insert(
         0,
@@ -414,6 +448,7 @@ mod tests {
                 total_us,
                 cold_start,
                 request_id: "req-1",
+                function_version: None,
             };
             let text = render("Test/Router", 1_700_000_000_123, &sample);
             assert!(!text.contains('\n'), "{name}: one line");
@@ -444,6 +479,64 @@ mod tests {
     }
 
     #[test]
+    fn function_version_adds_per_version_dimension_sets() {
+        let fallback = decision(
+            RoutingMethod::Default,
+            Timings {
+                route: 5,
+                llm: Some(4),
+                agent: None,
+            },
+            Some(FallbackReason::LlmError),
+        );
+        let sample = |decision, function_version| RequestMetrics {
+            decision,
+            status: 502,
+            total_us: 9,
+            cold_start: false,
+            request_id: "req-1",
+            function_version,
+        };
+        let line: Value = serde_json::from_str(&render(
+            "Test/Router",
+            1_700_000_000_123,
+            &sample(Some(&fallback), Some("7")),
+        ))
+        .unwrap();
+        assert_eq!(line["FunctionVersion"], json!("7"));
+        let metrics = directives(&line, "Test/Router");
+        let version = vec!["FunctionVersion".to_owned()];
+        for name in ["Requests", "ServerErrors", "LlmCalls"] {
+            assert!(metrics[name].1.contains(&version), "{name}");
+        }
+        assert!(metrics["Fallbacks"].1.contains(&vec![
+            "FallbackReason".to_owned(),
+            "FunctionVersion".to_owned()
+        ]));
+        // Unrouted: no LlmCalls value, so the version set must not name it.
+        let line: Value = serde_json::from_str(&render(
+            "Test/Router",
+            1_700_000_000_123,
+            &sample(None, Some("7")),
+        ))
+        .unwrap();
+        let metrics = directives(&line, "Test/Router");
+        assert!(metrics["ServerErrors"].1.contains(&version));
+        assert!(!metrics.contains_key("LlmCalls"));
+        // Without a version (outside Lambda) no line carries the dimension.
+        let line: Value = serde_json::from_str(&render(
+            "Test/Router",
+            1_700_000_000_123,
+            &sample(Some(&fallback), None),
+        ))
+        .unwrap();
+        assert!(line.get("FunctionVersion").is_none());
+        assert!(directives(&line, "Test/Router").values().all(|(_, sets)| {
+            sets.iter()
+                .all(|s| !s.contains(&"FunctionVersion".to_owned()))
+        }));
+    }
+
     fn namespace_rules() {
         for ok in [
             "AgentRouter",
