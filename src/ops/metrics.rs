@@ -537,6 +537,7 @@ mod tests {
         }));
     }
 
+    #[test]
     fn namespace_rules() {
         for ok in [
             "AgentRouter",
