@@ -1039,13 +1039,15 @@ fn routing_methods() -> Vec<&'static str> {
         RoutingMethod::Cache,
         RoutingMethod::Llm,
         RoutingMethod::Default,
+        RoutingMethod::Session,
     ];
     for m in all {
         match m {
             RoutingMethod::Fast
             | RoutingMethod::Cache
             | RoutingMethod::Llm
-            | RoutingMethod::Default => {}
+            | RoutingMethod::Default
+            | RoutingMethod::Session => {}
         }
     }
     all.iter().map(|m| m.as_str()).collect()

@@ -210,6 +210,20 @@ impl FastPath {
         Scan { hits, scores }
     }
 
+    /// How much evidence `scan` holds for `agent`, as a share of what a decision needs: its
+    /// score over `min_score` (with `min_score` 0, 1 for any positive score), so 1 or more
+    /// reaches the bar on its own. Used by the session policy.
+    pub fn strength(&self, scan: &Scan, agent: usize) -> f32 {
+        let score = scan.scores.get(agent).copied().unwrap_or(0.0);
+        if score <= 0.0 {
+            0.0
+        } else if self.settings.min_score > 0.0 {
+            score / self.settings.min_score
+        } else {
+            1.0
+        }
+    }
+
     /// Scans `query` and applies the margin rule.
     pub fn decide(&self, query: &str) -> FastOutcome {
         let scan = self.scan(query);

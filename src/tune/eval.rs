@@ -60,6 +60,8 @@ pub struct EvalOptions {
     /// The LLM tier's system prompt template (the router's own by default), rendered with the
     /// catalogue's agents to count the input tokens of one call.
     pub prompt_template: String,
+    /// How conversations (lines with a `session_id`) hold their agent.
+    pub session_policy: crate::routing::SessionPolicy,
 }
 
 impl Default for EvalOptions {
@@ -68,6 +70,7 @@ impl Default for EvalOptions {
             price_per_mtok_in: DEFAULT_PRICE_PER_MTOK_IN,
             price_per_mtok_out: DEFAULT_PRICE_PER_MTOK_OUT,
             prompt_template: DEFAULT_SYSTEM_PROMPT.to_owned(),
+            session_policy: crate::routing::SessionPolicy::default(),
         }
     }
 }

@@ -13,6 +13,7 @@
 //!
 //! Nothing here touches the network.
 
+pub mod conversations;
 pub mod eval;
 pub mod mine;
 pub mod thresholds;
@@ -36,6 +37,9 @@ pub struct Example {
     pub query: String,
     /// The agent that should take it, or `None` for an out-of-scope query (label `none`).
     pub agent: Option<String>,
+    /// The conversation it belongs to (`session_id` in the file): lines that carry one are, in
+    /// file order, the turns of their conversation.
+    pub session_id: Option<String>,
 }
 
 impl Example {
@@ -44,6 +48,7 @@ impl Example {
         Example {
             query: query.into(),
             agent: Some(agent.into()),
+            session_id: None,
         }
     }
 
@@ -52,6 +57,7 @@ impl Example {
         Example {
             query: query.into(),
             agent: None,
+            session_id: None,
         }
     }
 }
@@ -121,6 +127,8 @@ pub enum TuneError {
 struct RawExample {
     query: String,
     agent: String,
+    #[serde(default)]
+    session_id: Option<String>,
 }
 
 /// Parses labelled JSON-lines text; `path` is used in error messages only. Blank lines are
@@ -155,6 +163,7 @@ pub fn parse_examples(text: &str, path: &str) -> Result<Vec<Example>, TuneError>
             } else {
                 Some(label.to_owned())
             },
+            session_id: raw.session_id.filter(|s| !s.trim().is_empty()),
         });
     }
     if out.is_empty() {
@@ -250,6 +259,7 @@ pub fn eval_command(
         })?;
     let examples = load_examples(data)?;
     let report = evaluate(&catalogue, &examples, options)?;
+    let turns = conversations::evaluate_turns(&catalogue, &examples, &options.session_policy)?;
     let mut warnings = Vec::new();
     if json {
         if !report.unknown_labels.is_empty() {
@@ -260,10 +270,21 @@ pub fn eval_command(
                 labels.join(", ")
             ));
         }
-        let text = serde_json::to_string(&report).map_err(|e| TuneError::Option(e.to_string()))?;
-        Ok((text + "\n", warnings))
+        let mut value =
+            serde_json::to_value(&report).map_err(|e| TuneError::Option(e.to_string()))?;
+        if let (Some(turns), Some(map)) = (&turns, value.as_object_mut()) {
+            let turns =
+                serde_json::to_value(turns).map_err(|e| TuneError::Option(e.to_string()))?;
+            map.insert("turns".to_owned(), turns);
+        }
+        Ok((value.to_string() + "\n", warnings))
     } else {
-        Ok((report.to_text(), warnings))
+        let mut text = report.to_text();
+        if let Some(turns) = &turns {
+            text.push('\n');
+            text.push_str(&turns.to_text());
+        }
+        Ok((text, warnings))
     }
 }
 
