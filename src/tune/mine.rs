@@ -861,6 +861,7 @@ impl Corpus {
                         weight: 1.0,
                     })
                     .collect(),
+                bias: 0.0,
                 target: None,
             });
         }
@@ -868,6 +869,7 @@ impl Corpus {
             name: self.default_name.clone(),
             description: "default".to_owned(),
             keywords: Vec::new(),
+            bias: 0.0,
             target: None,
         });
         let catalogue = builder.build().map_err(|e| catalogue_error(source, e))?;
@@ -1103,6 +1105,7 @@ impl Corpus {
                         weight: kw.weight,
                     })
                     .collect(),
+                bias: 0.0,
                 target: None,
             });
         }
@@ -1110,6 +1113,7 @@ impl Corpus {
             name: self.default_name.clone(),
             description: "Anything the other agents do not cover (route-only default).".to_owned(),
             keywords: Vec::new(),
+            bias: 0.0,
             target: None,
         });
         builder.build().map_err(|e| catalogue_error(source, e))
