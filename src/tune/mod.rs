@@ -269,7 +269,7 @@ pub fn eval_command(
 
 /// The `keywords` command: mines a routes file from the labelled file at `data`. Returns the
 /// routes file's text (already checked to load with [`Catalogue::from_toml_str`]) and the report
-/// lines for stderr (hold-out figures and dropped collisions).
+/// lines for stderr (hold-out figures and keywords per agent).
 ///
 /// [`Catalogue::from_toml_str`]: crate::routing::Catalogue::from_toml_str
 pub fn keywords_command(
