@@ -7,9 +7,11 @@
 //! - [`mod@eval`] runs only the fast path of a catalogue over the examples and reports coverage,
 //!   precision, per-agent figures, confusions, the share of queries left to the LLM and what those
 //!   calls would cost ([`eval::evaluate`], the `eval` command);
-//! - [`mod@mine`] learns discriminative keywords and phrases per agent from the examples and writes a
-//!   complete routes file, with fast-path thresholds chosen by cross-validation on the examples
-//!   themselves ([`mine::mine`], the `keywords` command).
+//! - [`mod@mine`] fits a linear fast-path model (signed keyword weights for several agents,
+//!   per-agent biases) to the examples and writes a complete linear-form routes file, calibrated
+//!   and thresholded by cross-validation on the examples themselves ([`mine::mine`], the
+//!   `keywords` command);
+//! - [`mod@eval`] also reports how well the fast path's confidence is calibrated.
 //!
 //! Nothing here touches the network.
 
