@@ -142,6 +142,7 @@ fn agent(name: &str, keywords: Vec<Keyword>) -> Agent {
         name: name.into(),
         description: format!("{name} queries"),
         keywords,
+        bias: 0.0,
         target: None,
     }
 }

@@ -11,6 +11,7 @@ mod dispatch_wire;
 mod fault_injection;
 mod fuzz_regressions;
 mod lambda_events;
+mod linear_form;
 mod llm_tier;
 mod llm_wire;
 mod openapi;

@@ -25,7 +25,7 @@ mod session;
 pub use cascade::{LlmSettings, Router};
 pub use catalogue::{
     Agent, Catalogue, CatalogueBuilder, CatalogueError, DEFAULT_ROUTES_TOML, FastPathSettings,
-    Keyword, MAX_AGENT_NAME_LEN, MAX_AGENT_WEIGHT,
+    Keyword, LinearSettings, MAX_AGENT_NAME_LEN, MAX_AGENT_WEIGHT, MAX_LINEAR_WEIGHT,
 };
 pub use decision::{Decision, FallbackReason, RoutingMethod, SessionInfo, SessionStatus, Timings};
 pub use fastpath::{FastOutcome, FastPath, KeywordHit, Scan, Unrouted};

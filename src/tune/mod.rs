@@ -7,9 +7,11 @@
 //! - [`mod@eval`] runs only the fast path of a catalogue over the examples and reports coverage,
 //!   precision, per-agent figures, confusions, the share of queries left to the LLM and what those
 //!   calls would cost ([`eval::evaluate`], the `eval` command);
-//! - [`mod@mine`] learns discriminative keywords and phrases per agent from the examples and writes a
-//!   complete routes file, with fast-path thresholds chosen by cross-validation on the examples
-//!   themselves ([`mine::mine`], the `keywords` command).
+//! - [`mod@mine`] fits a linear fast-path model (signed keyword weights for several agents,
+//!   per-agent biases) to the examples and writes a complete linear-form routes file, calibrated
+//!   and thresholded by cross-validation on the examples themselves ([`mine::mine`], the
+//!   `keywords` command);
+//! - [`mod@eval`] also reports how well the fast path's confidence is calibrated.
 //!
 //! Nothing here touches the network.
 
@@ -290,7 +292,7 @@ pub fn eval_command(
 
 /// The `keywords` command: mines a routes file from the labelled file at `data`. Returns the
 /// routes file's text (already checked to load with [`Catalogue::from_toml_str`]) and the report
-/// lines for stderr (hold-out figures and dropped collisions).
+/// lines for stderr (hold-out figures and keywords per agent).
 ///
 /// [`Catalogue::from_toml_str`]: crate::routing::Catalogue::from_toml_str
 pub fn keywords_command(
