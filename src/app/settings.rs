@@ -268,8 +268,10 @@ pub enum SessionStoreKind {
 /// 1800), `ROUTER_SESSION_TIMEOUT_MS` (the store's deadline per call, default 50),
 /// `ROUTER_SESSION_CONTEXT` (`on` keeps the previous user turn for the LLM; default `off`),
 /// `ROUTER_SESSION_CAPACITY` (the in-process store's bound, default 100000) and
-/// `ROUTER_SESSION_SWITCH_CONFIDENCE` (the fast path's confidence needed to leave a
-/// conversation's agent, default 0.5).
+/// `ROUTER_SESSION_SWITCH_CONFIDENCE` (the fast path's confidence a decision for another agent
+/// needs to leave the conversation's agent, default 0) and `ROUTER_SESSION_CONTEST_EVIDENCE` (the
+/// share of a decision's evidence another agent needs to contest a turn the session would
+/// otherwise keep, default 0.5); see [`crate::routing::SessionPolicy`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct SessionConfig {
     /// The store.
@@ -350,6 +352,14 @@ pub fn session_config(
         |c| (0.0..=1.0).contains(c),
     )? {
         policy.switch_confidence = c;
+    }
+    if let Some(e) = parse_var::<f32>(
+        &env,
+        "ROUTER_SESSION_CONTEST_EVIDENCE",
+        "a number from 0 to 10",
+        |e| (0.0..=10.0).contains(e),
+    )? {
+        policy.contest_evidence = e;
     }
     Ok(SessionConfig {
         store,
