@@ -5,6 +5,7 @@ mod support;
 
 mod api;
 mod catalogue_validation;
+mod default_catalogue;
 mod deploy;
 mod dispatch_wire;
 mod fault_injection;
