@@ -6,6 +6,7 @@ mod support;
 mod api;
 mod catalogue_validation;
 mod cli;
+mod default_catalogue;
 mod deploy;
 mod dispatch_wire;
 mod fault_injection;
