@@ -18,4 +18,5 @@ mod llm_wire;
 mod openapi;
 mod privacy;
 mod routing;
+mod sessions;
 mod tune;

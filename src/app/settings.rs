@@ -271,7 +271,7 @@ pub enum SessionStoreKind {
 /// `ROUTER_SESSION_SWITCH_CONFIDENCE` (the fast path's confidence a decision for another agent
 /// needs to leave the conversation's agent, default 0) and `ROUTER_SESSION_CONTEST_EVIDENCE` (the
 /// share of a decision's evidence another agent needs to contest a turn the session would
-/// otherwise keep, default 0.5); see [`crate::routing::SessionPolicy`].
+/// otherwise keep, default 0.3); see [`crate::routing::SessionPolicy`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct SessionConfig {
     /// The store.

@@ -153,7 +153,13 @@ impl Router {
             Some((
                 c,
                 agent,
-                self.sessions.turn(&self.fast, &scan, &fast, agent),
+                self.sessions.turn(
+                    &self.fast,
+                    &scan,
+                    &fast,
+                    agent,
+                    self.catalogue.default_index(),
+                ),
             ))
         });
         let mut decision = match turn {

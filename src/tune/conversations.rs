@@ -110,10 +110,12 @@ pub fn evaluate_turns(
         };
         let (got, by_session) = match store.get(session) {
             None => (stateless, false),
-            Some(&held) => match policy.turn(&fast, &scan, &outcome, held) {
-                Turn::Decided | Turn::Contested => (stateless, false),
-                Turn::Follow(_) => (Some(held), true),
-            },
+            Some(&held) => {
+                match policy.turn(&fast, &scan, &outcome, held, catalogue.default_index()) {
+                    Turn::Decided | Turn::Contested => (stateless, false),
+                    Turn::Follow(_) => (Some(held), true),
+                }
+            }
         };
         if let Some(agent) = got {
             store.insert(session, agent);
