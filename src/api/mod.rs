@@ -152,6 +152,7 @@ impl Api {
                 agent = %d.agent,
                 routing_method = d.routing_method.as_str(),
                 fallback_reason = d.fallback_reason.map(|r| r.as_str()),
+                session = d.session.as_ref().map(|s| s.state.as_str()),
                 route_us = d.timings_us.route,
                 llm_us = d.timings_us.llm,
                 agent_us = d.timings_us.agent,
