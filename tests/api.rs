@@ -406,3 +406,160 @@ async fn the_local_server_reuses_a_well_formed_caller_request_id() {
     let _ = stop_tx.send(());
     server.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn explain_shows_every_agents_evidence_and_the_thresholds() {
+    let api = api();
+    let q = "how much are we paying for CloudWatch custom metrics?";
+    let plain = json_of(
+        &api,
+        post("/route", &serde_json::json!({ "query": q }).to_string()),
+    )
+    .await;
+    assert!(
+        plain.get("explain").is_none(),
+        "no explain unless asked: {plain}"
+    );
+    let body = serde_json::json!({ "query": q, "explain": true }).to_string();
+    let d = json_of(&api, post("/route", &body)).await;
+    let e = &d["explain"];
+    assert_eq!(e["fast_path"], "ambiguous", "{e}");
+    assert_eq!(e["thresholds"]["form"], "additive");
+    assert!(e["thresholds"]["min_score"].is_number() && e["thresholds"]["margin"].is_number());
+    let agents: Vec<&str> = e["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["agent"].as_str().unwrap())
+        .collect();
+    assert!(
+        agents.contains(&"cost") && agents.contains(&"monitoring"),
+        "{e}"
+    );
+    for a in e["agents"].as_array().unwrap() {
+        let sum: f64 = a["keywords"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["weight"].as_f64().unwrap())
+            .sum();
+        assert!((sum - a["score"].as_f64().unwrap()).abs() < 1e-3, "{a}");
+        assert!(!a["keywords"].as_array().unwrap().is_empty(), "{a}");
+    }
+    // Everything else is the plain answer.
+    let strip = |mut v: Value| {
+        let o = v.as_object_mut().unwrap();
+        for k in ["explain", "timings_us", "request_id"] {
+            o.remove(k);
+        }
+        v
+    };
+    assert_eq!(strip(d.clone()), strip(plain));
+    // A query nothing matches: no agent, and it says so.
+    let body = serde_json::json!({ "query": "tell me a joke", "explain": true }).to_string();
+    let d = json_of(&api, post("/route", &body)).await;
+    assert_eq!(d["explain"]["fast_path"], "no_keyword_match");
+    assert_eq!(d["explain"]["agents"], serde_json::json!([]));
+}
+
+#[tokio::test]
+async fn explain_on_get_through_the_local_server() {
+    let listener = agent_router::api::bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(agent_router::api::serve(api(), listener, async {
+        let _ = stop_rx.await;
+    }));
+    let get =
+        |path: &str| format!("GET {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n");
+    let (status, _, body) = raw_exchange(
+        addr,
+        &get("/route?q=any+guardduty+findings&explain=true"),
+        b"",
+    )
+    .await;
+    assert_eq!(status, 200);
+    let d: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(d["agent"], "security");
+    assert_eq!(d["explain"]["fast_path"], "decided");
+    assert_eq!(d["explain"]["agents"][0]["agent"], "security");
+    let (_, _, body) = raw_exchange(addr, &get("/route?q=any+guardduty+findings"), b"").await;
+    let d: Value = serde_json::from_slice(&body).unwrap();
+    assert!(d.get("explain").is_none());
+    let (status, _, body) = raw_exchange(addr, &get("/route?q=bill&explain=yes"), b"").await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        serde_json::from_slice::<Value>(&body).unwrap()["error"]["code"],
+        "invalid_explain"
+    );
+    let _ = stop_tx.send(());
+    server.await.unwrap().unwrap();
+}
+
+#[test]
+fn explain_in_the_linear_form_gives_probabilities() {
+    let routes = r#"
+model = "linear"
+default_agent = "general"
+[fast_path]
+threshold = 0.8
+[[agents]]
+name = "cost"
+description = "Spend."
+bias = -1.0
+keywords = ["cost", { phrase = "costing", weight = 5.0 }, { phrase = "logs", weight = -2.0 }]
+[[agents]]
+name = "monitoring"
+description = "Health."
+bias = -1.0
+keywords = [{ phrase = "logs", weight = 4.0 }, "alarm"]
+[[agents]]
+name = "general"
+description = "Anything else."
+"#;
+    let router = Router::new(Catalogue::from_toml_str(routes).unwrap()).unwrap();
+    let e = router.explain("how much are the logs costing us");
+    // As the API writes it (f32 printed shortest, not widened to f64).
+    let v: Value = serde_json::from_str(&serde_json::to_string(&e).unwrap()).unwrap();
+    assert_eq!(
+        v["thresholds"],
+        serde_json::json!({"form": "linear", "threshold": 0.8, "none_bias": 0.0})
+    );
+    let cost = v["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["agent"] == "cost")
+        .unwrap();
+    assert_eq!(
+        cost["keywords"],
+        serde_json::json!([{"keyword": "logs", "weight": -2.0}, {"keyword": "costing", "weight": 5.0}])
+    );
+    assert_eq!(cost["score"], 2.0, "bias -1 - 2 + 5");
+    // Scores: cost 2, monitoring -1 + 4 = 3, out of scope 0: softmax probabilities.
+    let p = |agent: &str| {
+        v["agents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["agent"] == agent)
+            .unwrap()["probability"]
+            .as_f64()
+            .unwrap()
+    };
+    let z = 2f64.exp() + 3f64.exp() + 1.0;
+    assert!((p("cost") - 2f64.exp() / z).abs() < 1e-5, "{}", p("cost"));
+    assert!(
+        (p("monitoring") - 3f64.exp() / z).abs() < 1e-5,
+        "{}",
+        p("monitoring")
+    );
+    assert_eq!(v["agents"][0]["agent"], "monitoring", "best first");
+    assert_eq!(
+        v["fast_path"], "low_confidence",
+        "0.73 is under the 0.8 threshold"
+    );
+    assert!(e.to_text().contains("p=0."), "{}", e.to_text());
+}

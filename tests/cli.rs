@@ -185,3 +185,25 @@ fn an_unreachable_model_gives_a_short_stable_reason_and_one_bounded_log_line() {
     assert!(warn[0].len() <= 600, "log line of {} bytes", warn[0].len());
     assert!(!warn[0].contains("ConnectorError"), "{}", warn[0]);
 }
+
+#[test]
+fn route_explain_is_readable() {
+    let (out, stdout, stderr) = run(bin().args([
+        "route",
+        "--explain",
+        "how much are we paying for CloudWatch custom metrics?",
+    ]));
+    assert!(out.status.success(), "{stderr}");
+    let (json, text) = stdout
+        .split_once("\n\n")
+        .expect("decision, then the explanation");
+    let d: serde_json::Value = serde_json::from_str(json).unwrap();
+    assert_eq!(d["routing_method"], "default");
+    assert!(text.starts_with("fast path: ambiguous\n"), "{text}");
+    assert!(
+        text.contains("cost") && text.contains("monitoring"),
+        "{text}"
+    );
+    assert!(text.contains("paying (+1.25)"), "{text}");
+    assert!(text.contains("thresholds: min_score"), "{text}");
+}

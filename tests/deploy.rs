@@ -913,12 +913,14 @@ async fn api_paths_are_the_routers_endpoints_and_only_get_route_is_cached() {
             );
             let cache_keys = &integration["cacheKeyParameters"];
             if method == "GET" && path == "/route" {
-                // Keyed on the session too: one conversation's decision is never served to another.
+                // Keyed on the session too (one conversation's decision is never served to
+                // another) and on explain (a plain request never gets an explained answer).
                 assert_eq!(
                     cache_keys,
                     &json!([
                         "method.request.querystring.q",
-                        "method.request.querystring.session_id"
+                        "method.request.querystring.session_id",
+                        "method.request.querystring.explain"
                     ])
                 );
                 assert!(

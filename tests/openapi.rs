@@ -444,6 +444,7 @@ fn producible() -> Vec<(ApiError, &'static [&'static str])> {
         (ApiError::EmptyQuery, ROUTING),
         (ApiError::InvalidSessionId, ROUTING),
         (ApiError::InvalidDispatch, POSTS),
+        (ApiError::InvalidExplain, ROUTING),
         (ApiError::QueryTooLarge(5000), ROUTING),
         (ApiError::BodyTooLarge(20_000), ALL),
         (ApiError::NotFound("/nope".into()), &[]),
@@ -657,6 +658,20 @@ const PLAIN_EXCHANGES: &[(&str, &str, &str, &str, Option<&str>)] = &[
         "",
         Some("empty_query"),
     ),
+    (
+        GET_ROUTE,
+        "explained",
+        "/route?q=how+much+for+cloudwatch+metrics&explain=true",
+        "",
+        None,
+    ),
+    (
+        GET_ROUTE,
+        "explain not a boolean",
+        "/route?q=bill&explain=1",
+        "",
+        Some("invalid_explain"),
+    ),
     (GET_HEALTH, "health", "/health", "", None),
 ];
 
@@ -690,6 +705,16 @@ const POST_BODIES: &[(&str, &str, Option<&str>)] = &[
         "dispatch not a boolean",
         r#"{"query": "bill", "dispatch": "no"}"#,
         Some("invalid_dispatch"),
+    ),
+    (
+        "explained",
+        r#"{"query": "how much are we paying for CloudWatch custom metrics?", "explain": true}"#,
+        None,
+    ),
+    (
+        "explain not a boolean",
+        r#"{"query": "bill", "explain": "yes"}"#,
+        Some("invalid_explain"),
     ),
 ];
 

@@ -33,6 +33,9 @@ pub enum ApiError {
     /// `dispatch` is not a boolean.
     #[error("dispatch must be true or false")]
     InvalidDispatch,
+    /// `explain` is not a boolean (`true` or `false` in a query string).
+    #[error("explain must be true or false")]
+    InvalidExplain,
     /// The agent could not answer (`POST /query`).
     #[error(transparent)]
     Dispatch(DispatchError),
@@ -83,6 +86,7 @@ impl ApiError {
         "not_found",
         "method_not_allowed",
         "invalid_dispatch",
+        "invalid_explain",
         "agent_error",
         "agent_unavailable",
         "agent_throttled",
@@ -101,6 +105,7 @@ impl ApiError {
             ApiError::BodyTooLarge(_) => "body_too_large",
             ApiError::InvalidSessionId => "invalid_session_id",
             ApiError::InvalidDispatch => "invalid_dispatch",
+            ApiError::InvalidExplain => "invalid_explain",
             ApiError::Dispatch(DispatchError::AgentError { .. }) => "agent_error",
             ApiError::Dispatch(DispatchError::Timeout { .. }) => "agent_timeout",
             ApiError::Dispatch(DispatchError::Throttled { .. }) => "agent_throttled",
@@ -188,6 +193,7 @@ mod tests {
             ApiError::QueryTooLarge(5000),
             ApiError::BodyTooLarge(20_000),
             ApiError::InvalidDispatch,
+            ApiError::InvalidExplain,
             ApiError::InvalidSessionId,
             ApiError::NotFound("/nope".into()),
             ApiError::MethodNotAllowed {
@@ -223,6 +229,7 @@ mod tests {
                 | ApiError::QueryTooLarge(_)
                 | ApiError::BodyTooLarge(_)
                 | ApiError::InvalidDispatch
+                | ApiError::InvalidExplain
                 | ApiError::InvalidSessionId
                 | ApiError::NotFound(_)
                 | ApiError::MethodNotAllowed { .. }

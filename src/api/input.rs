@@ -41,6 +41,8 @@ pub struct RouteInput {
     /// `POST /query` only: whether to invoke the agent (`"dispatch": false` asks for the
     /// decision alone). Default true.
     pub dispatch: bool,
+    /// Whether to add the fast path's evidence (`explain`) to the answer. Default false.
+    pub explain: bool,
 }
 
 /// Validates a `POST` body: a JSON object with a string `query` and an optional `session_id`.
@@ -82,7 +84,14 @@ pub fn parse_body(body: &[u8]) -> Result<RouteInput, ApiError> {
         Some(Value::Bool(b)) => b,
         Some(_) => return Err(ApiError::InvalidDispatch),
     };
-    check_query(query, session_id, dispatch)
+    let explain = match map.remove("explain") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => b,
+        Some(_) => return Err(ApiError::InvalidExplain),
+    };
+    let mut input = check_query(query, session_id, dispatch)?;
+    input.explain = explain;
+    Ok(input)
 }
 
 /// Validates `GET /route` parameters: exactly one non-blank `q`.
@@ -107,7 +116,18 @@ pub fn parse_query_string(pairs: &[(String, String)]) -> Result<RouteInput, ApiE
     if session_id.as_ref().is_some_and(|s| !valid_session_id(s)) {
         return Err(ApiError::InvalidSessionId);
     }
-    check_query(q.clone(), session_id, false)
+    let explain = match pairs
+        .iter()
+        .find(|(k, _)| k == "explain")
+        .map(|(_, v)| v.as_str())
+    {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => return Err(ApiError::InvalidExplain),
+    };
+    let mut input = check_query(q.clone(), session_id, false)?;
+    input.explain = explain;
+    Ok(input)
 }
 
 fn check_query(
@@ -125,6 +145,7 @@ fn check_query(
         query,
         session_id,
         dispatch,
+        explain: false,
     })
 }
 

@@ -74,6 +74,9 @@ struct DecisionBody<'a> {
     /// `/query` only: whether the agent was invoked.
     #[serde(skip_serializing_if = "Option::is_none")]
     dispatched: Option<bool>,
+    /// The fast path's evidence, when the request asked for it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    explain: Option<crate::routing::Explanation>,
     /// `/query` only, when the agent was not invoked: why not.
     #[serde(skip_serializing_if = "Option::is_none")]
     not_dispatched: Option<NotDispatched>,
@@ -216,6 +219,7 @@ impl Api {
         let request_id = req.request_id.as_str();
         tracing::debug!(request_id, query = %input.query, "query");
         let (mut decision, pending) = self.route_turn(&input, req.remaining, request_id).await;
+        let explanation = input.explain.then(|| self.router.explain(&input.query));
         let target = self
             .router
             .catalogue()
@@ -237,6 +241,7 @@ impl Api {
             dispatched: None,
             not_dispatched: None,
             result: None,
+            explain: explanation.clone(),
         };
         if endpoint != Endpoint::Query {
             return (Ok((StatusCode::OK, render(&body))), Some(decision));
@@ -279,6 +284,7 @@ impl Api {
                     dispatched: Some(true),
                     not_dispatched: None,
                     result: Some(done.result),
+                    explain: explanation,
                 };
                 (Ok((StatusCode::OK, render(&body))), Some(decision))
             }

@@ -12,8 +12,9 @@ USAGE:
   agent-router [serve] [--config FILE] [--host ADDR] [--port N]
       Serve the HTTP API. Under AWS Lambda (AWS_LAMBDA_RUNTIME_API set) runs the Lambda
       runtime instead; otherwise listens on 127.0.0.1:3000 (PORT or --port to change).
-  agent-router route [--config FILE] QUERY...
-      Print the routing decision for one query as JSON (no server, no network for fast-path hits).
+  agent-router route [--config FILE] [--explain] QUERY...
+      Print the routing decision for one query as JSON (no server, no network for fast-path hits);
+      --explain adds, for a person, every agent's keyword evidence and the thresholds.
   agent-router check [--config FILE]
       Validate a routes file and print a summary of its agents.
   agent-router eval --config FILE --data LABELLED.jsonl [--json]
@@ -56,6 +57,8 @@ pub enum Command {
         config: Option<PathBuf>,
         /// The query (arguments joined by spaces).
         query: String,
+        /// Also print the fast path's evidence.
+        explain: bool,
     },
     /// Validate a routes file.
     Check {
@@ -107,6 +110,7 @@ where
     let mut words: Vec<String> = Vec::new();
     // eval / keywords options
     let (mut routes, mut data, mut out, mut json, mut force) = (None, None, None, false, false);
+    let mut explain = false;
     let (mut price_in, mut price_out, mut min_precision, mut min_support) =
         (None, None, None, None);
     while let Some(arg) = parser.next()? {
@@ -121,6 +125,7 @@ where
             Long("out") => out = Some(PathBuf::from(parser.value()?)),
             Long("json") => json = true,
             Long("force") => force = true,
+            Long("explain") => explain = true,
             Long("price-per-mtok-in") => price_in = Some(parser.value()?.parse()?),
             Long("price-per-mtok-out") => price_out = Some(parser.value()?.parse()?),
             Long("min-precision") => min_precision = Some(parser.value()?.parse()?),
@@ -183,10 +188,12 @@ where
                 min_support,
             })
         }
+        _ if explain && sub.as_deref() != Some("route") => Err("--explain is for route".into()),
         None | Some("serve") => Ok(Command::Serve { config, host, port }),
         Some("route") if !words.is_empty() => Ok(Command::Route {
             config,
             query: words.join(" "),
+            explain,
         }),
         Some("route") => {
             Err("route needs a query, e.g. agent-router route \"what did we spend?\"".into())
@@ -218,8 +225,18 @@ mod tests {
                 Ok(Command::Route {
                     config: Some("r.toml".into()),
                     query: "my bill".into(),
+                    explain: false,
                 }),
             ),
+            (
+                &["route", "--explain", "my", "bill"],
+                Ok(Command::Route {
+                    config: None,
+                    query: "my bill".into(),
+                    explain: true,
+                }),
+            ),
+            (&["check", "--explain"], Err(())),
             (&["route"], Err(())),
             (&["check"], Ok(Command::Check { config: None })),
             (&["check", "--port", "80"], Err(())),

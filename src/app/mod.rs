@@ -157,10 +157,17 @@ pub async fn run(command: Command) -> Result<(), AppError> {
             report.iter().for_each(|line| eprintln!("{line}"));
             Ok(())
         }
-        Command::Route { config, query } => {
+        Command::Route {
+            config,
+            query,
+            explain,
+        } => {
             let router = build_router(config.as_deref(), &settings)?;
             let decision = router.route(&query).await;
             println!("{}", serde_json::to_string_pretty(&decision)?);
+            if explain {
+                print!("\n{}", router.explain(&query).to_text());
+            }
             Ok(())
         }
         Command::Serve { config, host, port } => {

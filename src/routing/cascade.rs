@@ -116,6 +116,12 @@ impl Router {
         self
     }
 
+    /// Why the fast path decides what it does for `query`: every agent's evidence and the
+    /// thresholds (the `explain` flag; the cascade itself does not compute it).
+    pub fn explain(&self, query: &str) -> super::explain::Explanation {
+        super::explain::explain(&self.fast, &self.catalogue, query)
+    }
+
     /// The catalogue this router routes over.
     pub fn catalogue(&self) -> &Catalogue {
         &self.catalogue

@@ -266,30 +266,46 @@ impl FastPath {
         match self.linear {
             Some(linear) => {
                 let spoken_for = scan.hits.iter().any(|h| h.agent == agent && h.weight > 0.0);
-                if !spoken_for || !self.in_model.get(agent).copied().unwrap_or(false) {
-                    return 0.0;
+                match self.agent_probability(scan, agent) {
+                    Some(p) if spoken_for => p / linear.threshold.max(f32::MIN_POSITIVE),
+                    _ => 0.0,
                 }
-                // Softmax share of `agent` against the agents in the model and "none".
-                let top = scan
-                    .scores
-                    .iter()
-                    .zip(&self.in_model)
-                    .filter(|(_, m)| **m)
-                    .map(|(s, _)| f64::from(*s))
-                    .fold(f64::from(linear.none_bias), f64::max);
-                let mut sum = (f64::from(linear.none_bias) - top).exp();
-                for (s, m) in scan.scores.iter().zip(&self.in_model) {
-                    if *m {
-                        sum += (f64::from(*s) - top).exp();
-                    }
-                }
-                let p = (f64::from(score) - top).exp() / sum;
-                (p / f64::from(linear.threshold.max(f32::MIN_POSITIVE))) as f32
             }
             None if score <= 0.0 => 0.0,
             None if self.settings.min_score > 0.0 => score / self.settings.min_score,
             None => 1.0,
         }
+    }
+
+    /// Linear form: `agent`'s softmax probability against the agents in the model (those with
+    /// keywords) and the out-of-scope class. `None` in the additive form, or for an agent
+    /// without keywords.
+    pub fn agent_probability(&self, scan: &Scan, agent: usize) -> Option<f32> {
+        let linear = self.linear?;
+        if !self.in_model.get(agent).copied().unwrap_or(false) {
+            return None;
+        }
+        // Subtracting the largest score keeps every exponent at or below 0.
+        let top = scan
+            .scores
+            .iter()
+            .zip(&self.in_model)
+            .filter(|(_, m)| **m)
+            .map(|(s, _)| f64::from(*s))
+            .fold(f64::from(linear.none_bias), f64::max);
+        let mut sum = (f64::from(linear.none_bias) - top).exp();
+        for (s, m) in scan.scores.iter().zip(&self.in_model) {
+            if *m {
+                sum += (f64::from(*s) - top).exp();
+            }
+        }
+        Some(((f64::from(scan.scores[agent]) - top).exp() / sum) as f32)
+    }
+
+    /// The thresholds a decision needs: the additive form's `margin` and `min_score`, or the
+    /// linear form's settings.
+    pub fn thresholds(&self) -> (FastPathSettings, Option<LinearSettings>) {
+        (self.settings, self.linear)
     }
 
     /// Linear form: the best agent of a scan (on a tie, the first in file order), its softmax

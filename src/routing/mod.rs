@@ -12,11 +12,13 @@
 //! | [`Router`] | `cascade.rs` | the cascade, tier by tier, into a [`Decision`] |
 //! | [`SessionPolicy`] | `session.rs` | conversations: when a turn stays with its agent |
 //! | [`Decision`] | `decision.rs` | what the router answers, and why |
+//! | [`Explanation`] | `explain.rs` | the fast path's evidence, on request |
 
 mod cache;
 mod cascade;
 mod catalogue;
 mod decision;
+mod explain;
 mod fastpath;
 mod normalize;
 mod prompt;
@@ -28,6 +30,7 @@ pub use catalogue::{
     Keyword, LinearSettings, MAX_AGENT_NAME_LEN, MAX_AGENT_WEIGHT, MAX_LINEAR_WEIGHT,
 };
 pub use decision::{Decision, FallbackReason, RoutingMethod, SessionInfo, SessionStatus, Timings};
+pub use explain::{AgentEvidence, Explanation, KeywordWeight, Thresholds};
 pub use fastpath::{FastOutcome, FastPath, KeywordHit, Scan, Unrouted};
 pub use normalize::normalize_query;
 pub use prompt::{DEFAULT_SYSTEM_PROMPT, MAX_PROMPT_WORDS, PromptError, render_system_prompt};
