@@ -12,6 +12,7 @@
 //! | [`routing`] | the routing core: catalogue, fast path, cache, cascade; no HTTP or AWS types |
 //! | [`dispatch`] | invoking the chosen agent through the [`ports::Invoker`] port |
 //! | [`sessions`] | conversations: a session store behind [`ports::SessionStore`], with a deadline |
+//! | [`shadow`] | sampled second opinions from the LLM on decisions the fast path made |
 //! | [`aws`] | the AWS adapters (Bedrock, Lambda) and their shared SDK configuration |
 //! | [`api`] | the HTTP API, the local server and the Lambda event adapter |
 //! | [`ops`] | metrics and logging |
@@ -27,6 +28,7 @@ pub mod ops;
 pub mod ports;
 pub mod routing;
 pub mod sessions;
+pub mod shadow;
 pub mod tune;
 
 pub use routing::{

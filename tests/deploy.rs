@@ -1295,6 +1295,7 @@ fn metric_lines_survive_any_log_level() {
         cold_start: false,
         request_id: "deploy-test",
         function_version: Some("3"),
+        shadow: None,
     };
     let line: Value =
         serde_json::from_str(&agent_router::ops::metrics::render("NS", 1, &sample)).unwrap();

@@ -13,9 +13,12 @@ use serde::Serialize;
 
 use crate::dispatch::{Dispatcher, agent_payload};
 use crate::ops::metrics::MetricsConfig;
+use crate::ops::stats::Stats;
+use crate::routing::SecondOpinion;
 use crate::routing::{Decision, Router, micros, truncate_bytes};
 use crate::routing::{SessionInfo, SessionStatus};
 use crate::sessions::{Loaded, Sessions, session_tag};
+use crate::shadow::{ShadowResult, Shadows};
 
 mod error;
 mod input;
@@ -55,6 +58,19 @@ enum Endpoint {
     Route,
     Query,
     Health,
+    /// The local server's counters (`GET /stats`); 404 where stats are not kept.
+    Stats,
+}
+
+impl Endpoint {
+    fn name(self) -> &'static str {
+        match self {
+            Endpoint::Route => "route",
+            Endpoint::Query => "query",
+            Endpoint::Health => "health",
+            Endpoint::Stats => "stats",
+        }
+    }
 }
 
 /// The HTTP API over a [`Router`] (and, for `/query`, a [`Dispatcher`]).
@@ -64,6 +80,9 @@ pub struct Api {
     dispatcher: Option<Arc<Dispatcher>>,
     metrics: MetricsConfig,
     sessions: Option<Sessions>,
+    shadows: Option<Arc<Shadows>>,
+    decision_log: bool,
+    stats: Option<Arc<Stats>>,
 }
 
 #[derive(Serialize)]
@@ -98,7 +117,11 @@ pub enum NotDispatched {
 }
 
 /// What one request produced: the response, and the decision when routing happened.
-type Outcome = (Result<(StatusCode, String), ApiError>, Option<Decision>);
+type Outcome = (
+    Result<(StatusCode, String), ApiError>,
+    Option<Decision>,
+    Option<ShadowResult>,
+);
 
 impl Api {
     /// Wraps a router; `/query` answers with the decision only until a dispatcher is added.
@@ -108,7 +131,28 @@ impl Api {
             dispatcher: None,
             metrics: MetricsConfig::Off,
             sessions: None,
+            shadows: None,
+            decision_log: false,
+            stats: None,
         }
+    }
+
+    /// Asks the LLM for second opinions on a sample of the fast path's decisions.
+    pub fn with_shadows(mut self, shadows: Shadows) -> Api {
+        self.shadows = Some(Arc::new(shadows));
+        self
+    }
+
+    /// Writes one decision-log line per routed request on stdout (`ROUTER_DECISION_LOG=on`).
+    pub fn with_decision_log(mut self, on: bool) -> Api {
+        self.decision_log = on;
+        self
+    }
+
+    /// Keeps counters and latency percentiles, served at `GET /stats` (the local server).
+    pub fn with_stats(mut self, stats: Arc<Stats>) -> Api {
+        self.stats = Some(stats);
+        self
     }
 
     /// Routes requests that carry a `session_id` within their conversation, kept in `sessions`.
@@ -132,7 +176,7 @@ impl Api {
     /// Answers one request. Never fails: every problem becomes a JSON error response.
     pub async fn handle(&self, req: ApiRequest) -> Response<String> {
         let started = Instant::now();
-        let (result, decision) = self.answer(&req).await;
+        let (result, decision, shadow) = self.answer(&req).await;
         let mut response = match result {
             Ok((status, body)) => json_response(status, body, &req.request_id),
             Err(err) => error_response(&err, &req.request_id),
@@ -172,9 +216,13 @@ impl Api {
             ),
         }
         let status = response.status().as_u16();
+        if let Some(stats) = &self.stats {
+            stats.record(decision.as_ref(), response.status().as_u16(), total_us);
+        }
         crate::ops::metrics::record(
             &self.metrics,
             decision.as_ref(),
+            shadow.as_ref(),
             status,
             total_us,
             &req.request_id,
@@ -185,7 +233,7 @@ impl Api {
     async fn answer(&self, req: &ApiRequest) -> Outcome {
         let endpoint = match endpoint(&req.path) {
             Ok(e) => e,
-            Err(e) => return (Err(e), None),
+            Err(e) => return (Err(e), None, None),
         };
         // HEAD is GET without the body (HTTP semantics); the transports drop the body.
         let method = if req.method == Method::HEAD {
@@ -195,15 +243,31 @@ impl Api {
         };
         let input = match (endpoint, method) {
             (Endpoint::Health, &Method::GET) => {
-                return (Ok((StatusCode::OK, r#"{"status":"ok"}"#.to_owned())), None);
+                return (
+                    Ok((StatusCode::OK, r#"{"status":"ok"}"#.to_owned())),
+                    None,
+                    None,
+                );
             }
+            (Endpoint::Stats, &Method::GET) => match &self.stats {
+                Some(stats) => {
+                    return (
+                        Ok((StatusCode::OK, stats.snapshot().to_string())),
+                        None,
+                        None,
+                    );
+                }
+                None => Err(ApiError::NotFound(
+                    truncate_bytes(&req.path, 200).to_owned(),
+                )),
+            },
             (Endpoint::Route, &Method::GET) => parse_query_string(&req.query),
             (Endpoint::Route | Endpoint::Query, &Method::POST) => parse_body(&req.body),
             (ep, m) => {
                 let (endpoint, allow) = match ep {
                     Endpoint::Route => ("route", "GET, HEAD, POST"),
                     Endpoint::Query => ("query", "POST"),
-                    Endpoint::Health => ("health", "GET, HEAD"),
+                    Endpoint::Health | Endpoint::Stats => (ep.name(), "GET, HEAD"),
                 };
                 Err(ApiError::MethodNotAllowed {
                     method: m.to_string(),
@@ -214,7 +278,7 @@ impl Api {
         };
         let input = match input {
             Ok(i) => i,
-            Err(e) => return (Err(e), None),
+            Err(e) => return (Err(e), None, None),
         };
         let request_id = req.request_id.as_str();
         tracing::debug!(request_id, query = %input.query, "query");
@@ -229,11 +293,36 @@ impl Api {
             && input.dispatch
             && self.dispatcher.is_some()
             && target.is_some();
+        let second_opinion = self.shadows.as_ref().is_some_and(|s| s.sample(&decision));
         if !invokes {
             // No agent to wait for: the turn is saved before the answer (Lambda may freeze the
             // process as soon as it is sent).
             let failed = self.save_turn(pending.as_ref(), request_id).await;
             mark_write(&mut decision, failed);
+            let on_route = self.shadows.as_ref().is_some_and(|s| s.on_route());
+            if second_opinion && on_route {
+                // The answer goes now; the second opinion follows in the background, then logs.
+                let (router, stats, log) =
+                    (self.router.clone(), self.stats.clone(), self.decision_log);
+                let (query, d, session) = (
+                    input.query.clone(),
+                    decision.clone(),
+                    input.session_id.clone(),
+                );
+                tokio::spawn(async move {
+                    let r = ask_second_opinion(&router, &query, &d).await;
+                    finish_observation(
+                        log,
+                        stats.as_deref(),
+                        &query,
+                        &d,
+                        Some(&r),
+                        session.as_deref(),
+                    );
+                });
+            } else {
+                self.observed(&input, &decision, None);
+            }
         }
         let mut body = DecisionBody {
             decision: &decision,
@@ -244,7 +333,7 @@ impl Api {
             explain: explanation.clone(),
         };
         if endpoint != Endpoint::Query {
-            return (Ok((StatusCode::OK, render(&body))), Some(decision));
+            return (Ok((StatusCode::OK, render(&body))), Some(decision), None);
         }
         let (dispatcher, target) = match (&self.dispatcher, target, input.dispatch) {
             (Some(dispatcher), Some(target), true) => (dispatcher, target),
@@ -257,7 +346,7 @@ impl Api {
                 } else {
                     NotDispatched::RouteOnlyAgent
                 });
-                return (Ok((StatusCode::OK, render(&body))), Some(decision));
+                return (Ok((StatusCode::OK, render(&body))), Some(decision), None);
             }
         };
         let payload = agent_payload(
@@ -269,12 +358,23 @@ impl Api {
         let remaining = req
             .remaining
             .map(|r| r.saturating_sub(Duration::from_micros(decision.timings_us.route)));
-        // The turn is saved while the agent answers; both finish before the response.
-        let (dispatched, write_failed) = tokio::join!(
+        // The turn is saved, and a sampled second opinion asked, while the agent answers; all
+        // finish before the response.
+        let opinion = async {
+            if second_opinion {
+                Some(ask_second_opinion(&self.router, &input.query, &decision).await)
+            } else {
+                None
+            }
+        };
+        let (dispatched, write_failed, opinion) = tokio::join!(
             dispatcher.dispatch(&decision.agent, &target, payload, remaining),
-            self.save_turn(pending.as_ref(), request_id)
+            self.save_turn(pending.as_ref(), request_id),
+            opinion
         );
         mark_write(&mut decision, write_failed);
+        self.observed(&input, &decision, opinion.as_ref());
+        let shadow = opinion;
         match dispatched {
             Ok(done) => {
                 decision.timings_us.agent = Some(done.agent_us);
@@ -286,13 +386,73 @@ impl Api {
                     result: Some(done.result),
                     explain: explanation,
                 };
-                (Ok((StatusCode::OK, render(&body))), Some(decision))
+                (Ok((StatusCode::OK, render(&body))), Some(decision), shadow)
             }
             Err(e) => {
                 tracing::warn!(request_id, agent = %decision.agent, error = %e, "dispatch failed");
-                (Err(ApiError::Dispatch(e)), Some(decision))
+                (Err(ApiError::Dispatch(e)), Some(decision), shadow)
             }
         }
+    }
+}
+
+/// Asks the LLM for a second opinion on `decision` and logs a disagreement (agents only).
+async fn ask_second_opinion(router: &Router, query: &str, decision: &Decision) -> ShadowResult {
+    let result = ShadowResult {
+        agent: decision.agent.clone(),
+        opinion: router.second_opinion(query).await,
+    };
+    match (&result.opinion, result.agrees()) {
+        (SecondOpinion::Agent(llm), Some(false)) => tracing::info!(
+            agent = %decision.agent,
+            llm_agent = %llm,
+            routing_method = decision.routing_method.as_str(),
+            "second opinion disagrees"
+        ),
+        (SecondOpinion::Failed(why), _) => {
+            tracing::warn!(
+                fallback_reason = why.as_str(),
+                "second opinion failed (not retried)"
+            )
+        }
+        _ => {}
+    }
+    result
+}
+
+/// Counts a finished observation (stats) and writes its decision-log line when the log is on.
+fn finish_observation(
+    decision_log: bool,
+    stats: Option<&Stats>,
+    query: &str,
+    decision: &Decision,
+    shadow: Option<&ShadowResult>,
+    session: Option<&str>,
+) {
+    if let (Some(stats), Some(r)) = (stats, shadow) {
+        stats.record_shadow(r);
+    }
+    if decision_log {
+        crate::ops::decision_log::write(&crate::ops::decision_log::line(
+            query,
+            decision,
+            shadow.map(|r| &r.opinion),
+            session,
+        ));
+    }
+}
+
+impl Api {
+    /// The routed request is done: its second opinion (if any) and decision-log line.
+    fn observed(&self, input: &RouteInput, decision: &Decision, shadow: Option<&ShadowResult>) {
+        finish_observation(
+            self.decision_log,
+            self.stats.as_deref(),
+            &input.query,
+            decision,
+            shadow,
+            input.session_id.as_deref(),
+        );
     }
 }
 
@@ -395,6 +555,7 @@ fn endpoint(path: &str) -> Result<Endpoint, ApiError> {
         "route" => Ok(Endpoint::Route),
         "query" => Ok(Endpoint::Query),
         "health" => Ok(Endpoint::Health),
+        "stats" => Ok(Endpoint::Stats),
         _ => Err(ApiError::NotFound(truncate_bytes(path, 200).to_owned())),
     }
 }

@@ -215,8 +215,34 @@ pub fn catalogue_warnings(catalogue: &Catalogue, settings: &Settings) -> Vec<Str
 
 /// Builds the router and, when dispatch is on, the Lambda dispatcher behind `POST /query`.
 pub fn build_api(config: Option<&std::path::Path>, settings: &Settings) -> Result<Api, AppError> {
-    let api =
-        Api::new(Arc::new(build_router(config, settings)?)).with_metrics(settings.metrics.clone());
+    let router = Arc::new(build_router(config, settings)?);
+    let llm_on = router.has_llm();
+    let mut api = Api::new(router)
+        .with_metrics(settings.metrics.clone())
+        .with_decision_log(settings.decision_log);
+    if !settings.in_lambda {
+        api = api.with_stats(Arc::new(crate::ops::stats::Stats::new()));
+    }
+    if settings.shadow_rate > 0.0 {
+        if llm_on {
+            // In Lambda the process freezes once a response is sent, so /route (which has no
+            // agent to wait for) gets no second opinions there; /query asks while the agent
+            // answers.
+            api = api.with_shadows(crate::shadow::Shadows::new(
+                settings.shadow_rate,
+                settings.shadow_max_per_sec,
+                !settings.in_lambda,
+            ));
+            tracing::info!(
+                rate = settings.shadow_rate,
+                max_per_sec = settings.shadow_max_per_sec,
+                on_route = !settings.in_lambda,
+                "second opinions on"
+            );
+        } else {
+            tracing::warn!("ROUTER_SHADOW_RATE is set but the LLM tier is off: no second opinions");
+        }
+    }
     let api = match session_store(&settings.sessions) {
         Some(store) => api.with_sessions(Sessions::new(
             store,

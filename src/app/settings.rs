@@ -106,6 +106,13 @@ pub struct Settings {
     pub metrics: MetricsConfig,
     /// Conversations: the session store and policy (`ROUTER_SESSION_*`).
     pub sessions: SessionConfig,
+    /// Share of fast and session decisions that get a second opinion from the LLM
+    /// (`ROUTER_SHADOW_RATE`, 0 to 1, default 0).
+    pub shadow_rate: f64,
+    /// Most second opinions a second per process (`ROUTER_SHADOW_MAX_PER_SEC`, default 10).
+    pub shadow_max_per_sec: f64,
+    /// `ROUTER_DECISION_LOG`: one JSON line per decision on stdout (default off).
+    pub decision_log: bool,
     /// Where AWS region and credentials come from (see [`aws_configured`]), `None` if nowhere.
     pub aws: Option<&'static str>,
     /// Whether the process runs under the Lambda runtime (`AWS_LAMBDA_RUNTIME_API` set).
@@ -131,6 +138,21 @@ impl Settings {
             dispatch: dispatch_config(&env)?,
             metrics: metrics_config(&env)?,
             sessions: session_config(&env)?,
+            shadow_rate: parse_var::<f64>(
+                &env,
+                "ROUTER_SHADOW_RATE",
+                "a number from 0 to 1",
+                |r| (0.0..=1.0).contains(r),
+            )?
+            .unwrap_or(0.0),
+            shadow_max_per_sec: parse_var::<f64>(
+                &env,
+                "ROUTER_SHADOW_MAX_PER_SEC",
+                "a number of calls a second, 0 to 1000",
+                |r| (0.0..=1000.0).contains(r),
+            )?
+            .unwrap_or(10.0),
+            decision_log: switch(&env, "ROUTER_DECISION_LOG")? == Switch::On,
             aws: aws_configured(&env, file_exists),
             in_lambda: env("AWS_LAMBDA_RUNTIME_API").is_some_and(|v| !v.trim().is_empty()),
             port,

@@ -18,6 +18,8 @@
 //! | `AgentLatency` | Milliseconds | none | the agent's invocation, when one was made |
 //! | `CacheHits`, `LlmCalls`, `Fallbacks` | Count | none | 1 or 0 per routed request |
 //! | `SessionUnavailable`, `SessionWriteErrors` | Count | none | requests with a session: 1 when the store could not be read in time / the turn could not be saved, else 0 |
+//! | `ShadowAgreement` | Count | none; `Agent` | a sampled second opinion: 1 when the LLM named the decision's agent, 0 when another (the average is the agreement rate) |
+//! | `ShadowErrors` | Count | none | a sampled second opinion that failed: 1 |
 //! | `Routed` | Count | `RoutingMethod`; `Agent` | 1 per routed request |
 //! | `Fallbacks` | Count | `FallbackReason` | 1 per default-agent decision |
 //! | `Requests`, `ServerErrors`, `LlmCalls` | Count | `FunctionVersion` | as above, per Lambda version |
@@ -37,6 +39,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde_json::{Map, Value, json};
 
 use crate::routing::{Decision, RoutingMethod};
+use crate::shadow::ShadowResult;
 
 /// Environment variable turning metrics `on`, `off` or `auto` (default: on in Lambda only; read
 /// by `crate::app::settings` like every other switch).
@@ -62,6 +65,8 @@ pub const METRIC_NAMES: &[&str] = &[
     "Fallbacks",
     "SessionUnavailable",
     "SessionWriteErrors",
+    "ShadowAgreement",
+    "ShadowErrors",
     "Routed",
 ];
 
@@ -80,6 +85,8 @@ pub struct RequestMetrics<'a> {
     pub request_id: &'a str,
     /// The Lambda function version that answered (`AWS_LAMBDA_FUNCTION_VERSION`), when known.
     pub function_version: Option<&'a str>,
+    /// The sampled second opinion on the decision, when one was asked.
+    pub shadow: Option<&'a ShadowResult>,
 }
 
 /// Where metric lines go: on with a namespace, or off.
@@ -119,6 +126,7 @@ pub fn take_cold_start() -> bool {
 pub fn record(
     config: &MetricsConfig,
     decision: Option<&Decision>,
+    shadow: Option<&ShadowResult>,
     status: u16,
     total_us: u64,
     request_id: &str,
@@ -138,6 +146,7 @@ pub fn record(
         cold_start,
         request_id,
         function_version: function_version.as_deref(),
+        shadow,
     };
     let mut line = render(namespace, now_ms(), &sample);
     line.push('\n');
@@ -230,6 +239,19 @@ pub fn render(namespace: &str, timestamp_ms: u64, sample: &RequestMetrics<'_>) -
                 "Count",
                 flag(session.write_failed),
             );
+        }
+        if let Some(r) = sample.shadow {
+            if let Some(agrees) = r.agrees() {
+                root.insert("ShadowAgreement".into(), flag(agrees));
+                directives.push(json!({
+                    "Namespace": namespace,
+                    "Dimensions": [[], ["Agent"]],
+                    "Metrics": [{"Name": "ShadowAgreement", "Unit": "Count"}],
+                }));
+            }
+            if r.failed() {
+                put(&mut root, "ShadowErrors", "Count", json!(1));
+            }
         }
         root.insert("Routed".into(), json!(1));
         root.insert("RoutingMethod".into(), json!(d.routing_method.as_str()));
@@ -467,6 +489,7 @@ mod tests {
                 cold_start,
                 request_id: "req-1",
                 function_version: None,
+                shadow: None,
             };
             let text = render("Test/Router", 1_700_000_000_123, &sample);
             assert!(!text.contains('\n'), "{name}: one line");
@@ -514,6 +537,7 @@ mod tests {
             cold_start: false,
             request_id: "req-1",
             function_version,
+            shadow: None,
         };
         let line: Value = serde_json::from_str(&render(
             "Test/Router",

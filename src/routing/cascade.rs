@@ -69,7 +69,26 @@ struct LlmTier {
     system_prompt: String,
     settings: LlmSettings,
     cache: Option<DecisionCache>,
+    /// When the model service last throttled a call (tokio time), for second opinions to stay
+    /// out of its way.
+    throttled_at: std::sync::Mutex<Option<tokio::time::Instant>>,
 }
+
+/// The LLM's answer for a query another tier already decided (a sampled second opinion).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecondOpinion {
+    /// The LLM named this agent (allow-listed, like a real LLM decision).
+    Agent(String),
+    /// The LLM's answer named no agent.
+    Unrecognised,
+    /// The call failed or timed out.
+    Failed(FallbackReason),
+    /// Not asked: no LLM tier, or the model service throttled a call within the last minute.
+    Skipped,
+}
+
+/// How long after a throttle second opinions stay off, so they never add to it.
+const SHADOW_THROTTLE_BACKOFF: Duration = Duration::from_secs(60);
 
 /// The routing engine: a catalogue and its compiled tiers. Share it behind an [`Arc`].
 #[derive(Debug)]
@@ -106,6 +125,7 @@ impl Router {
             system_prompt,
             settings,
             cache,
+            throttled_at: std::sync::Mutex::new(None),
         });
         Ok(self)
     }
@@ -116,10 +136,56 @@ impl Router {
         self
     }
 
+    /// Asks the LLM tier about `query` as if no tier had decided, with the same prompt,
+    /// deadline and allow-list, without the decision cache: a second opinion on a decision
+    /// another tier made. Skipped while the model service throttles (a minute after the last
+    /// throttle), so sampling never makes throttling worse.
+    pub async fn second_opinion(&self, query: &str) -> SecondOpinion {
+        let Some(llm) = &self.llm else {
+            return SecondOpinion::Skipped;
+        };
+        let recently_throttled = llm
+            .throttled_at
+            .lock()
+            .ok()
+            .and_then(|t| *t)
+            .is_some_and(|t| t.elapsed() < SHADOW_THROTTLE_BACKOFF);
+        if recently_throttled {
+            return SecondOpinion::Skipped;
+        }
+        let result = llm
+            .classifier
+            .classify(&llm.system_prompt, query, llm.settings.deadline)
+            .await;
+        match result {
+            Ok(answer) => match parse_answer(&answer.text, &self.catalogue) {
+                Some(agent) => SecondOpinion::Agent(self.catalogue.agents()[agent].name.clone()),
+                None => SecondOpinion::Unrecognised,
+            },
+            Err(e) => {
+                self.note_throttle(llm, &e);
+                SecondOpinion::Failed(FallbackReason::from(&e))
+            }
+        }
+    }
+
+    fn note_throttle(&self, llm: &LlmTier, e: &crate::ports::LlmError) {
+        if matches!(e, crate::ports::LlmError::Throttled(_)) {
+            if let Ok(mut t) = llm.throttled_at.lock() {
+                *t = Some(tokio::time::Instant::now());
+            }
+        }
+    }
+
     /// Why the fast path decides what it does for `query`: every agent's evidence and the
     /// thresholds (the `explain` flag; the cascade itself does not compute it).
     pub fn explain(&self, query: &str) -> super::explain::Explanation {
         super::explain::explain(&self.fast, &self.catalogue, query)
+    }
+
+    /// Whether the LLM tier is on.
+    pub fn has_llm(&self) -> bool {
+        self.llm.is_some()
     }
 
     /// The catalogue this router routes over.
@@ -324,6 +390,7 @@ impl Router {
                 }
             },
             Err(e) => {
+                self.note_throttle(llm, &e);
                 // The log gets the detail, on one bounded line; the client a stable sentence.
                 let why = FallbackReason::from(&e);
                 tracing::warn!(

@@ -24,7 +24,7 @@ mod normalize;
 mod prompt;
 mod session;
 
-pub use cascade::{LlmSettings, Router};
+pub use cascade::{LlmSettings, Router, SecondOpinion};
 pub use catalogue::{
     Agent, Catalogue, CatalogueBuilder, CatalogueError, DEFAULT_ROUTES_TOML, FastPathSettings,
     Keyword, LinearSettings, MAX_AGENT_NAME_LEN, MAX_AGENT_WEIGHT, MAX_LINEAR_WEIGHT,

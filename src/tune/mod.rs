@@ -128,16 +128,38 @@ pub enum TuneError {
 #[derive(Deserialize)]
 struct RawExample {
     query: String,
-    agent: String,
+    #[serde(default)]
+    agent: Option<String>,
     #[serde(default)]
     session_id: Option<String>,
+    /// `decision` for a line of the router's decision log.
+    #[serde(default)]
+    kind: Option<String>,
+    /// Decision-log lines: the LLM's answer, the label.
+    #[serde(default)]
+    llm_agent: Option<String>,
+    /// Decision-log lines: the session's tag, which groups a conversation's turns.
+    #[serde(default)]
+    session: Option<String>,
+}
+
+/// What a labelled file held besides its examples.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LabelCounts {
+    /// Lines of the router's decision log (`"kind": "decision"`).
+    pub decision_lines: usize,
+    /// Of those, the ones without an LLM answer, skipped: nothing says which agent was right.
+    pub skipped_without_llm: usize,
 }
 
 /// Parses labelled JSON-lines text; `path` is used in error messages only. Blank lines are
 /// skipped; any other line must be an object with string fields `query` and `agent` (extra fields
-/// are ignored).
-pub fn parse_examples(text: &str, path: &str) -> Result<Vec<Example>, TuneError> {
+/// are ignored, `session_id` groups a conversation's turns), or a line of the router's decision
+/// log (`"kind": "decision"`, see [`crate::ops::decision_log`]), whose label is the LLM's answer
+/// (`llm_agent`; lines without one are skipped and counted).
+pub fn parse_labelled(text: &str, path: &str) -> Result<(Vec<Example>, LabelCounts), TuneError> {
     let mut out = Vec::new();
+    let mut counts = LabelCounts::default();
     for (i, line) in text.lines().enumerate() {
         let line_no = i + 1;
         let line = line.trim();
@@ -151,10 +173,26 @@ pub fn parse_examples(text: &str, path: &str) -> Result<Vec<Example>, TuneError>
         };
         let raw: RawExample = serde_json::from_str(line).map_err(|e| {
             bad(format!(
-                "not a {{\"query\": ..., \"agent\": ...}} object: {e}"
+                "not a {{\"query\": ..., \"agent\": ...}} object or a decision-log line: {e}"
             ))
         })?;
-        let label = raw.agent.trim();
+        let decision_line = raw.kind.as_deref() == Some(crate::ops::decision_log::KIND);
+        let (label, session_id) = if decision_line {
+            counts.decision_lines += 1;
+            match raw.llm_agent {
+                Some(l) => (l, raw.session),
+                None => {
+                    counts.skipped_without_llm += 1;
+                    continue;
+                }
+            }
+        } else {
+            match raw.agent {
+                Some(a) => (a, raw.session_id),
+                None => return Err(bad("the line has no \"agent\" label".to_owned())),
+            }
+        };
+        let label = label.trim();
         if label.is_empty() {
             return Err(bad("the \"agent\" label is empty".to_owned()));
         }
@@ -165,7 +203,7 @@ pub fn parse_examples(text: &str, path: &str) -> Result<Vec<Example>, TuneError>
             } else {
                 Some(label.to_owned())
             },
-            session_id: raw.session_id.filter(|s| !s.trim().is_empty()),
+            session_id: session_id.filter(|s| !s.trim().is_empty()),
         });
     }
     if out.is_empty() {
@@ -173,7 +211,36 @@ pub fn parse_examples(text: &str, path: &str) -> Result<Vec<Example>, TuneError>
             path: path.to_owned(),
         });
     }
-    Ok(out)
+    Ok((out, counts))
+}
+
+/// Like [`parse_labelled`], without the counts.
+pub fn parse_examples(text: &str, path: &str) -> Result<Vec<Example>, TuneError> {
+    parse_labelled(text, path).map(|(examples, _)| examples)
+}
+
+/// Reads and parses a labelled JSON-lines file, with its counts (see [`parse_labelled`]).
+pub fn load_labelled(path: &Path) -> Result<(Vec<Example>, LabelCounts), TuneError> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| TuneError::Io {
+        action: "read",
+        path: shown.clone(),
+        message: e.to_string(),
+    })?;
+    parse_labelled(&text, &shown)
+}
+
+/// A line for stderr about the decision-log lines of a file, if it had any.
+fn decision_log_note(path: &Path, counts: &LabelCounts) -> Option<String> {
+    (counts.decision_lines > 0).then(|| {
+        format!(
+            "{}: {} decision-log lines, {} labelled by the LLM's answer, {} skipped (no LLM answer)",
+            path.display(),
+            counts.decision_lines,
+            counts.decision_lines - counts.skipped_without_llm,
+            counts.skipped_without_llm
+        )
+    })
 }
 
 /// Reads and parses a labelled JSON-lines file (see [`parse_examples`]).
@@ -259,10 +326,11 @@ pub fn eval_command(
                 source,
             },
         })?;
-    let examples = load_examples(data)?;
+    let (examples, counts) = load_labelled(data)?;
     let report = evaluate(&catalogue, &examples, options)?;
     let turns = conversations::evaluate_turns(&catalogue, &examples, &options.session_policy)?;
     let mut warnings = Vec::new();
+    let note = decision_log_note(data, &counts);
     if json {
         if !report.unknown_labels.is_empty() {
             let labels: Vec<&str> = report.unknown_labels.keys().map(String::as_str).collect();
@@ -279,9 +347,19 @@ pub fn eval_command(
                 serde_json::to_value(turns).map_err(|e| TuneError::Option(e.to_string()))?;
             map.insert("turns".to_owned(), turns);
         }
+        if let (true, Some(map)) = (counts.decision_lines > 0, value.as_object_mut()) {
+            map.insert(
+                "decision_log".to_owned(),
+                serde_json::json!({
+                    "lines": counts.decision_lines,
+                    "skipped_without_llm": counts.skipped_without_llm,
+                }),
+            );
+        }
         Ok((value.to_string() + "\n", warnings))
     } else {
-        let mut text = report.to_text();
+        let mut text = note.map(|n| n + "\n").unwrap_or_default();
+        text.push_str(&report.to_text());
         if let Some(turns) = &turns {
             text.push('\n');
             text.push_str(&turns.to_text());
@@ -299,7 +377,7 @@ pub fn keywords_command(
     data: &Path,
     options: &MineOptions,
 ) -> Result<(String, Vec<String>), TuneError> {
-    let examples = load_examples(data)?;
+    let (examples, counts) = load_labelled(data)?;
     let source = data.display().to_string();
     let mined = mine(&examples, options, &source)?;
     let toml = mine::render(&mined, &examples, options);
@@ -307,7 +385,8 @@ pub fn keywords_command(
         path: format!("mined from {}", data.display()),
         source,
     })?;
-    let mut report = thin_data_warnings(&examples);
+    let mut report: Vec<String> = decision_log_note(data, &counts).into_iter().collect();
+    report.extend(thin_data_warnings(&examples));
     report.extend(mine::report_lines(&mined, &examples));
     Ok((toml, report))
 }
