@@ -52,6 +52,9 @@ pub struct Catalogue {
     agents: Vec<Agent>,
     default_index: usize,
     fast_path: FastPathSettings,
+    /// Agents marked `stream = true`: invoked with `InvokeWithResponseStream` on a streamed
+    /// `POST /query`.
+    streaming: Vec<String>,
 }
 
 /// One downstream agent.
@@ -254,6 +257,12 @@ impl Catalogue {
         let raw: RawCatalogue = toml::from_str(text)
             .map_err(|e| CatalogueError::Parse(e.to_string().trim().to_owned()))?;
         let mut builder = CatalogueBuilder::new(raw.default_agent);
+        let streaming = raw
+            .agents
+            .iter()
+            .filter(|a| a.stream)
+            .map(|a| a.name.clone())
+            .collect();
         if let Some(fp) = raw.fast_path {
             builder.fast_path(FastPathSettings {
                 margin: fp.margin.unwrap_or(1.0),
@@ -268,7 +277,9 @@ impl Catalogue {
                 target: a.target,
             });
         }
-        builder.build().map_err(|e| locate(text, e))
+        let mut catalogue = builder.build().map_err(|e| locate(text, e))?;
+        catalogue.streaming = streaming;
+        Ok(catalogue)
     }
 
     /// Reads, parses and validates a routes file.
@@ -315,6 +326,12 @@ impl Catalogue {
         self.fast_path
     }
 
+    /// Whether the agent is marked `stream = true` in the routes file: its function writes its
+    /// answer as a stream, which a streamed `POST /query` forwards as it comes.
+    pub fn streams(&self, agent: &str) -> bool {
+        self.streaming.iter().any(|a| a == agent)
+    }
+
     /// Replaces agents' targets, e.g. from `ROUTER_TARGET_<AGENT>` variables, keyed by agent name;
     /// a blank target makes the agent route-only. Start-up looks up one variable per agent, so
     /// every name here is an agent's; variables that name no agent are reported by start-up.
@@ -347,6 +364,9 @@ impl Catalogue {
             ));
             if let Some(t) = &a.target {
                 out.push_str(&format!("target = {}\n", toml_str(t)));
+            }
+            if self.streams(&a.name) {
+                out.push_str("stream = true\n");
             }
             out.push_str("keywords = [");
             for (i, k) in a.keywords.iter().enumerate() {
@@ -528,6 +548,7 @@ impl CatalogueBuilder {
             agents,
             default_index,
             fast_path: self.fast_path,
+            streaming: Vec::new(),
         })
     }
 }
@@ -660,6 +681,8 @@ struct RawAgent {
     keywords: Vec<RawKeyword>,
     #[serde(default)]
     target: Option<String>,
+    #[serde(default)]
+    stream: bool,
 }
 
 /// A keyword as written: either `"text"` or `{ phrase = "text", weight = 2.0 }`.
@@ -745,6 +768,22 @@ mod tests {
         assert_eq!(c.agents(), again.agents());
         assert_eq!(c.default_index(), again.default_index());
         assert_eq!(c.fast_path(), again.fast_path());
+    }
+
+    #[test]
+    fn stream_flag_is_read_checked_and_written_back() {
+        let text = "default_agent = \"a\"\n[[agents]]\nname = \"a\"\ndescription = \"A\"\ntarget = \"fa\"\nstream = true\n[[agents]]\nname = \"b\"\ndescription = \"B\"\n";
+        let c = Catalogue::from_toml_str(text).unwrap();
+        assert!(c.streams("a"));
+        assert!(!c.streams("b") && !c.streams("nobody"));
+        let again = Catalogue::from_toml_str(&c.to_toml_string()).unwrap();
+        assert!(again.streams("a") && !again.streams("b"));
+        let bad = text.replace("stream = true", "stream = \"yes\"");
+        assert!(matches!(
+            Catalogue::from_toml_str(&bad),
+            Err(CatalogueError::Parse(m)) if m.contains("stream")
+        ));
+        assert!(!Catalogue::embedded_default().unwrap().streams("cost"));
     }
 
     #[test]
