@@ -3,6 +3,8 @@
 //! Adapters turn their request into an [`ApiRequest`] and send the [`http::Response`] back.
 //! Endpoints: `POST /route`, `GET /route?q=`, `POST /query`, `GET /health`. Paths are matched on
 //! their last segment, so API Gateway stage prefixes and custom-domain base paths need no setup.
+//! `POST /query` with `Accept: text/event-stream` answers with Server-Sent Events as the agent
+//! writes ([`Api::respond`], the [`stream`] module).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,14 +21,16 @@ mod error;
 mod input;
 mod lambda;
 mod server;
+pub mod stream;
 
 pub use error::{ApiError, error_response};
 pub use input::{
     MAX_BODY_BYTES, MAX_QUERY_BYTES, MAX_REQUEST_ID_BYTES, MAX_SESSION_ID_BYTES, RouteInput,
     caller_request_id, parse_body, parse_query_string,
 };
-pub use lambda::{run as run_lambda, to_api_request};
+pub use lambda::{LambdaStreaming, run as run_lambda, to_api_request};
 pub use server::{bind, serve};
+pub use stream::{ReplyBody, wants_event_stream};
 
 use error::{error_body, json_response};
 
@@ -94,6 +98,12 @@ pub enum NotDispatched {
 /// What one request produced: the response, and the decision when routing happened.
 type Outcome = (Result<(StatusCode, String), ApiError>, Option<Decision>);
 
+/// A request's answer: whole, or (a streamed `POST /query`) a stream to start.
+enum Step {
+    Whole(Outcome),
+    Stream(stream::StreamPlan),
+}
+
 impl Api {
     /// Wraps a router; `/query` answers with the decision only until a dispatcher is added.
     pub fn new(router: Arc<Router>) -> Api {
@@ -116,10 +126,35 @@ impl Api {
         self
     }
 
-    /// Answers one request. Never fails: every problem becomes a JSON error response.
+    /// Answers one request. Never fails: every problem becomes a JSON error response. Never
+    /// streams: this is [`Api::respond`] without the event-stream opt-in.
     pub async fn handle(&self, req: ApiRequest) -> Response<String> {
         let started = Instant::now();
-        let (result, decision) = self.answer(&req).await;
+        match self.answer(&req, false, started).await {
+            Step::Whole(outcome) => self.whole(&req, started, outcome),
+            // Not reached without the opt-in; if it were, the whole stream is the body.
+            Step::Stream(plan) => {
+                let (parts, body) = stream::start(plan).into_parts();
+                Response::from_parts(parts, body.collect().await)
+            }
+        }
+    }
+
+    /// Answers one request; with `events` (the caller sent `Accept: text/event-stream`, see
+    /// [`wants_event_stream`]), a `POST /query` that gets past validation is answered with
+    /// Server-Sent Events as the agent writes ([`stream`]). Everything else is answered as
+    /// [`Api::handle`] does.
+    pub async fn respond(&self, req: ApiRequest, events: bool) -> Response<ReplyBody> {
+        let started = Instant::now();
+        match self.answer(&req, events, started).await {
+            Step::Whole(outcome) => self.whole(&req, started, outcome).map(ReplyBody::full),
+            Step::Stream(plan) => stream::start(plan),
+        }
+    }
+
+    /// The response for a whole answer, logged and counted.
+    fn whole(&self, req: &ApiRequest, started: Instant, outcome: Outcome) -> Response<String> {
+        let (result, decision) = outcome;
         let mut response = match result {
             Ok((status, body)) => json_response(status, body, &req.request_id),
             Err(err) => error_response(&err, &req.request_id),
@@ -168,10 +203,10 @@ impl Api {
         response
     }
 
-    async fn answer(&self, req: &ApiRequest) -> Outcome {
+    async fn answer(&self, req: &ApiRequest, events: bool, started: Instant) -> Step {
         let endpoint = match endpoint(&req.path) {
             Ok(e) => e,
-            Err(e) => return (Err(e), None),
+            Err(e) => return Step::Whole((Err(e), None)),
         };
         // HEAD is GET without the body (HTTP semantics); the transports drop the body.
         let method = if req.method == Method::HEAD {
@@ -181,7 +216,7 @@ impl Api {
         };
         let input = match (endpoint, method) {
             (Endpoint::Health, &Method::GET) => {
-                return (Ok((StatusCode::OK, r#"{"status":"ok"}"#.to_owned())), None);
+                return Step::Whole((Ok((StatusCode::OK, r#"{"status":"ok"}"#.to_owned())), None));
             }
             (Endpoint::Route, &Method::GET) => parse_query_string(&req.query),
             (Endpoint::Route | Endpoint::Query, &Method::POST) => parse_body(&req.body),
@@ -200,7 +235,7 @@ impl Api {
         };
         let input = match input {
             Ok(i) => i,
-            Err(e) => return (Err(e), None),
+            Err(e) => return Step::Whole((Err(e), None)),
         };
         let request_id = req.request_id.as_str();
         tracing::debug!(request_id, query = %input.query, "query");
@@ -213,7 +248,7 @@ impl Api {
             result: None,
         };
         if endpoint != Endpoint::Query {
-            return (Ok((StatusCode::OK, render(&body))), Some(decision));
+            return Step::Whole((Ok((StatusCode::OK, render(&body))), Some(decision)));
         }
         let target = self
             .router
@@ -223,15 +258,25 @@ impl Api {
         let (dispatcher, target) = match (&self.dispatcher, target, input.dispatch) {
             (Some(dispatcher), Some(target), true) => (dispatcher, target),
             (_, _, false) | (None, _, _) | (_, None, _) => {
-                body.dispatched = Some(false);
-                body.not_dispatched = Some(if !input.dispatch {
+                let reason = if !input.dispatch {
                     NotDispatched::NotRequested
                 } else if self.dispatcher.is_none() {
                     NotDispatched::DispatchOff
                 } else {
                     NotDispatched::RouteOnlyAgent
-                });
-                return (Ok((StatusCode::OK, render(&body))), Some(decision));
+                };
+                if events {
+                    return Step::Stream(stream::StreamPlan {
+                        decision,
+                        request_id: request_id.to_owned(),
+                        dispatch: Err(reason),
+                        metrics: self.metrics.clone(),
+                        started,
+                    });
+                }
+                body.dispatched = Some(false);
+                body.not_dispatched = Some(reason);
+                return Step::Whole((Ok((StatusCode::OK, render(&body))), Some(decision)));
             }
         };
         let payload = agent_payload(
@@ -243,7 +288,23 @@ impl Api {
         let remaining = req
             .remaining
             .map(|r| r.saturating_sub(Duration::from_micros(decision.timings_us.route)));
-        match dispatcher
+        if events {
+            let streams = self.router.catalogue().streams(&decision.agent);
+            return Step::Stream(stream::StreamPlan {
+                decision,
+                request_id: request_id.to_owned(),
+                dispatch: Ok(stream::AgentCall {
+                    dispatcher: dispatcher.clone(),
+                    target,
+                    payload,
+                    remaining,
+                    streams,
+                }),
+                metrics: self.metrics.clone(),
+                started,
+            });
+        }
+        let outcome = match dispatcher
             .dispatch(&decision.agent, &target, payload, remaining)
             .await
         {
@@ -262,7 +323,8 @@ impl Api {
                 tracing::warn!(request_id, agent = %decision.agent, error = %e, "dispatch failed");
                 (Err(ApiError::Dispatch(e)), Some(decision))
             }
-        }
+        };
+        Step::Whole(outcome)
     }
 }
 
