@@ -16,4 +16,5 @@ mod llm_wire;
 mod openapi;
 mod privacy;
 mod routing;
+mod streaming;
 mod tune;
