@@ -287,6 +287,18 @@ async fn wire_characters_split_across_chunks_arrive_whole() {
 }
 
 #[tokio::test]
+async fn wire_http_metadata_preludes_are_not_passed_on() {
+    let double = LambdaStreamDouble::start().await;
+    let events = streamed(&double.url, "prelude-agent").await;
+    let text: String = events
+        .iter()
+        .filter(|e| e.name == "chunk")
+        .map(|e| e.data.as_str())
+        .collect();
+    assert_eq!(text, "after the prelude");
+}
+
+#[tokio::test]
 async fn wire_errors_before_the_stream_keep_todays_codes() {
     let double = LambdaStreamDouble::start().await;
     for (target, code) in [

@@ -85,8 +85,13 @@ impl Invoker for LambdaInvoker {
                 .send()
                 .await
                 .map_err(map_stream_error)?;
+            // A function written with an HTTP-style streaming runtime (the Rust runtime's
+            // StreamResponse, Node's HttpResponseStream) starts its stream with a JSON metadata
+            // prelude and 8 NUL bytes, and says so with this content type: not the agent's words.
+            let prelude = output.response_stream_content_type() == Some(HTTP_INTEGRATION_RESPONSE);
             Ok(InvocationStream::from_reader(Box::new(EventStream {
                 events: output.event_stream,
+                prelude: prelude.then(Vec::new),
             })))
         })
     }
@@ -138,12 +143,43 @@ impl Invoker for LambdaInvoker {
     }
 }
 
+/// The content type of a stream that starts with an HTTP metadata prelude.
+const HTTP_INTEGRATION_RESPONSE: &str = "application/vnd.awslambda.http-integration-response";
+/// What ends the metadata prelude.
+const PRELUDE_END: [u8; 8] = [0; 8];
+/// Longest prelude looked for; past it the bytes are passed on as they are.
+const MAX_PRELUDE: usize = 64 * 1024;
+
 /// The SDK's event receiver, read one event at a time (nothing is read ahead of the caller).
 struct EventStream {
     events: EventReceiver<
         InvokeWithResponseStreamResponseEvent,
         InvokeWithResponseStreamResponseEventError,
     >,
+    /// While a metadata prelude is being skipped: what has been read of it.
+    prelude: Option<Vec<u8>>,
+}
+
+impl EventStream {
+    /// Drops the metadata prelude from the first chunks; `None` while it is still being read.
+    fn skip_prelude(&mut self, chunk: bytes::Bytes) -> Option<bytes::Bytes> {
+        let Some(buf) = &mut self.prelude else {
+            return Some(chunk);
+        };
+        buf.extend_from_slice(&chunk);
+        if let Some(i) = buf
+            .windows(PRELUDE_END.len())
+            .position(|w| w == PRELUDE_END)
+        {
+            let rest = buf.split_off(i + PRELUDE_END.len());
+            self.prelude = None;
+            return (!rest.is_empty()).then(|| rest.into());
+        }
+        if buf.len() > MAX_PRELUDE {
+            return self.prelude.take().map(Into::into);
+        }
+        None
+    }
 }
 
 impl std::fmt::Debug for EventStream {
@@ -171,8 +207,9 @@ impl StreamReader for EventStream {
                 };
                 return Some(Ok(match event {
                     InvokeWithResponseStreamResponseEvent::PayloadChunk(update) => {
-                        match update.payload {
-                            Some(blob) => StreamItem::Chunk(blob.into_inner().into()),
+                        let Some(blob) = update.payload else { continue };
+                        match self.skip_prelude(blob.into_inner().into()) {
+                            Some(chunk) => StreamItem::Chunk(chunk),
                             None => continue,
                         }
                     }

@@ -1,6 +1,7 @@
 //! A double that speaks Lambda's `InvokeWithResponseStream` wire format: `POST
 //! /2021-11-15/functions/{FunctionName}/response-streaming-invocations`, answered with `200`,
-//! `Content-Type: application/vnd.amazon.eventstream` and a body of eventstream frames (prelude
+//! the function's stream content type as `Content-Type`, and a body of
+//! `application/vnd.amazon.eventstream` frames (prelude
 //! with total and headers lengths and CRC32, headers `:event-type`, `:message-type`,
 //! `:content-type`, payload, message CRC32), written by the same framing code the SDK reads
 //! with: `PayloadChunk` events, then one `InvokeComplete` (with `ErrorCode` / `ErrorDetails` /
@@ -41,6 +42,9 @@ pub struct Progress {
 /// `split-utf8-agent` streams "é" and "😀" cut between their bytes, across chunks;
 /// `big-agent` streams [`BIG_TOTAL`] bytes in [`BIG_CHUNK`] chunks, as fast as it is read;
 /// `endless-agent` writes a chunk every 10 ms until the reader goes away;
+/// `prelude-agent` answers like a function using an HTTP-style streaming runtime (content type
+/// `application/vnd.awslambda.http-integration-response`, a JSON metadata prelude and 8 NUL
+/// bytes, split across chunks, before "after the prelude");
 /// `throttled-agent` gets 429 with `Retry-After: 7`; anything else 404.
 pub struct LambdaStreamDouble {
     /// `http://127.0.0.1:port`, for `endpoint_url`.
@@ -206,14 +210,40 @@ fn answer(path: &str, progress: Arc<Progress>) -> hyper::Response<ReplyBody> {
                 }
             });
         }
+        "prelude-agent" => {
+            send(
+                tx,
+                progress,
+                vec![
+                    (0, payload_chunk(r#"{"statusCode":200,"headers":{}"#)),
+                    (
+                        0,
+                        payload_chunk(Bytes::from_static(b",\"cookies\":[]}\0\0\0\0")),
+                    ),
+                    (0, payload_chunk(Bytes::from_static(b"\0\0\0\0after "))),
+                    (0, payload_chunk("the prelude")),
+                    (0, invoke_complete(None)),
+                ],
+            );
+            return hyper::Response::builder()
+                .status(200)
+                .header(
+                    "content-type",
+                    "application/vnd.awslambda.http-integration-response",
+                )
+                .body(ReplyBody::Events(rx))
+                .unwrap();
+        }
         "throttled-agent" => {
             return error(429, "TooManyRequestsException", &[("retry-after", "7")]);
         }
         _ => return error(404, "ResourceNotFoundException", &[]),
     }
+    // Lambda's Content-Type header is the function's stream content type (the SDK's
+    // ResponseStreamContentType); the body is eventstream frames whatever it says.
     hyper::Response::builder()
         .status(200)
-        .header("content-type", "application/vnd.amazon.eventstream")
+        .header("content-type", "application/octet-stream")
         .header("x-amz-executed-version", "$LATEST")
         .body(ReplyBody::Events(rx))
         .unwrap()
