@@ -241,8 +241,8 @@ async fn produce(plan: StreamPlan, tx: mpsc::Sender<Bytes>) {
     match end {
         End::Finished => {
             let mut timings = serde_json::to_value(decision.timings_us).unwrap_or_default();
-            if let Some(t) = timings.as_object_mut() {
-                t.insert("agent_first_byte".into(), first_byte_us.into());
+            if let (Some(t), Some(first)) = (timings.as_object_mut(), first_byte_us) {
+                t.insert("agent_first_byte".into(), first.into());
             }
             let done = serde_json::json!({
                 "request_id": request_id,
