@@ -97,3 +97,57 @@ fn init_compile_fast_path(bencher: Bencher) {
     let catalogue = Catalogue::embedded_default().unwrap();
     bencher.bench_local(|| agent_router::routing::FastPath::new(black_box(&catalogue)).unwrap());
 }
+
+/// The handler's cost with and without a conversation (in-process session store, 1,000
+/// sessions in rotation, so each turn reads and writes a warm entry): the difference is what
+/// sessions add to a request.
+#[divan::bench(args = [false, true])]
+fn handler_session(bencher: Bencher, with_session: bool) {
+    use agent_router::api::ApiRequest;
+    use agent_router::ports::MemorySessionStore;
+    use agent_router::sessions::Sessions;
+    use std::time::Duration;
+    let api = Api::new(ROUTER.clone()).with_sessions(Sessions::new(
+        Arc::new(MemorySessionStore::new(100_000)),
+        Duration::from_millis(50),
+        Duration::from_secs(1800),
+        false,
+    ));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let bodies: Vec<bytes::Bytes> = (0..1000)
+        .map(|i| {
+            let body = if with_session {
+                format!(r#"{{"query": "and last month?", "session_id": "s-{i}"}}"#)
+            } else {
+                r#"{"query": "and last month?"}"#.to_owned()
+            };
+            bytes::Bytes::from(body)
+        })
+        .collect();
+    // Each session's first turn, so the timed turns are follow-ups.
+    rt.block_on(async {
+        for i in 0..1000 {
+            let body = format!(r#"{{"query": "What are my AWS costs?", "session_id": "s-{i}"}}"#);
+            api.handle(request(bytes::Bytes::from(body))).await;
+        }
+    });
+    fn request(body: bytes::Bytes) -> ApiRequest {
+        ApiRequest {
+            method: http::Method::POST,
+            path: "/route".into(),
+            query: Vec::new(),
+            body,
+            request_id: "bench".into(),
+            remaining: None,
+        }
+    }
+    let mut i = 0;
+    bencher.bench_local(|| {
+        i = (i + 1) % bodies.len();
+        let resp = rt.block_on(api.handle(request(bodies[i].clone())));
+        black_box(resp.into_body())
+    });
+}

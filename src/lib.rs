@@ -11,6 +11,7 @@
 //! | [`ports`] | interfaces to the outside world (chat model, agents), each with its test double |
 //! | [`routing`] | the routing core: catalogue, fast path, cache, cascade; no HTTP or AWS types |
 //! | [`dispatch`] | invoking the chosen agent through the [`ports::Invoker`] port |
+//! | [`sessions`] | conversations: a session store behind [`ports::SessionStore`], with a deadline |
 //! | [`aws`] | the AWS adapters (Bedrock, Lambda) and their shared SDK configuration |
 //! | [`api`] | the HTTP API, the local server and the Lambda event adapter |
 //! | [`ops`] | metrics and logging |
@@ -25,6 +26,7 @@ pub mod dispatch;
 pub mod ops;
 pub mod ports;
 pub mod routing;
+pub mod sessions;
 pub mod tune;
 
 pub use routing::{

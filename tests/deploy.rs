@@ -608,6 +608,21 @@ fn assert_no_wildcard(resource: &Value, what: &str) {
                 );
             }
         }
+        // The ARN of a resource of this stack: exactly one resource, no wildcard possible.
+        Value::Object(o) if o.contains_key("Fn::GetAtt") => {
+            let target = &o["Fn::GetAtt"];
+            assert_eq!(
+                target[1],
+                "Arn",
+                "{what}: {other_target}",
+                other_target = target
+            );
+            let name = target[0].as_str().unwrap();
+            assert!(
+                template()["Resources"].get(name).is_some(),
+                "{what}: {name} is a resource of this stack"
+            );
+        }
         other => panic!("{what}: unexpected resource {other}"),
     }
 }
@@ -625,7 +640,7 @@ fn statements() -> Vec<Value> {
 }
 
 #[test]
-fn iam_grants_bedrock_and_lambda_on_explicit_arns_only() {
+fn iam_grants_bedrock_lambda_and_the_session_table_on_explicit_arns_only() {
     let statements = statements();
     let mut granted: BTreeMap<String, Vec<Value>> = BTreeMap::new();
     for st in &statements {
@@ -640,7 +655,7 @@ fn iam_grants_bedrock_and_lambda_on_explicit_arns_only() {
             .collect();
         for a in &actions {
             assert!(!a.contains('*'), "wildcard action {a}");
-            if a.starts_with("bedrock:") || a.starts_with("lambda:") {
+            if a.starts_with("bedrock:") || a.starts_with("lambda:") || a.starts_with("dynamodb:") {
                 for r in as_list(&st["Resource"]) {
                     assert_no_wildcard(&r, a);
                     granted.entry(a.clone()).or_default().push(r);
@@ -652,10 +667,35 @@ fn iam_grants_bedrock_and_lambda_on_explicit_arns_only() {
         granted.keys().cloned().collect::<Vec<_>>(),
         vec![
             "bedrock:InvokeModel".to_owned(),
+            "dynamodb:GetItem".to_owned(),
+            "dynamodb:PutItem".to_owned(),
             "lambda:InvokeFunction".to_owned()
         ],
-        "the router needs exactly these two actions"
+        "the router needs exactly these actions"
     );
+    // Sessions: read and replace one item, on the stack's own table and nothing else.
+    let table = vec![json!({"Fn::GetAtt": ["SessionTable", "Arn"]})];
+    assert_eq!(granted["dynamodb:GetItem"], table);
+    assert_eq!(granted["dynamodb:PutItem"], table);
+    let t = &resource("SessionTable")["Properties"];
+    assert_eq!(t["BillingMode"], "PAY_PER_REQUEST");
+    assert_eq!(
+        t["KeySchema"],
+        json!([{"AttributeName": "session_id", "KeyType": "HASH"}]),
+        "the key the adapter writes"
+    );
+    assert_eq!(
+        t["TimeToLiveSpecification"],
+        json!({"AttributeName": "expires_at", "Enabled": true}),
+        "DynamoDB expires idle sessions on the adapter's TTL attribute"
+    );
+    assert_eq!(
+        parameter("SessionTablePointInTimeRecovery")["Default"],
+        "false"
+    );
+    let env = &function()["Environment"]["Variables"];
+    assert_eq!(env["ROUTER_SESSION_STORE"], "dynamodb");
+    assert_eq!(env["ROUTER_SESSION_TABLE"], json!({"Ref": "SessionTable"}));
 
     // Bedrock: the configured inference profile, and the foundation models it fans out to.
     let bedrock = &granted["bedrock:InvokeModel"];
@@ -770,7 +810,10 @@ fn function_environment_holds_only_variables_the_binary_reads() {
                     assert!(read.is_ok(), "{name}={v} is refused by the binary");
                 }
             }
-            None => assert!(value.get("Ref").is_some(), "{name} comes from a parameter"),
+            None => assert!(
+                value.get("Ref").is_some() || value.is_string(),
+                "{name} comes from a parameter, a resource or a fixed value"
+            ),
         }
     }
     for must in [
@@ -916,7 +959,21 @@ async fn api_paths_are_the_routers_endpoints_and_only_get_route_is_cached() {
             );
             let cache_keys = &integration["cacheKeyParameters"];
             if method == "GET" && path == "/route" {
-                assert_eq!(cache_keys, &json!(["method.request.querystring.q"]));
+                // Keyed on the session too: one conversation's decision is never served to another.
+                assert_eq!(
+                    cache_keys,
+                    &json!([
+                        "method.request.querystring.q",
+                        "method.request.querystring.session_id"
+                    ])
+                );
+                assert!(
+                    op["parameters"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|p| p["name"] == "session_id" && p["in"] == "query")
+                );
                 assert!(
                     op["parameters"]
                         .as_array()
@@ -1085,13 +1142,15 @@ fn routing_methods() -> Vec<&'static str> {
         RoutingMethod::Cache,
         RoutingMethod::Llm,
         RoutingMethod::Default,
+        RoutingMethod::Session,
     ];
     for m in all {
         match m {
             RoutingMethod::Fast
             | RoutingMethod::Cache
             | RoutingMethod::Llm
-            | RoutingMethod::Default => {}
+            | RoutingMethod::Default
+            | RoutingMethod::Session => {}
         }
     }
     all.iter().map(|m| m.as_str()).collect()

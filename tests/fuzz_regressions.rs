@@ -87,6 +87,7 @@ fn score_overflow_is_refused_when_the_catalogue_is_built() {
                     weight,
                 })
                 .collect(),
+            bias: 0.0,
             target: None,
         });
         b.build()

@@ -80,7 +80,7 @@ const CASES: &[Case] = &[
         q: Some("show my cloudwatch alarms"),
         expect: Expect::Fast {
             agent: "monitoring",
-            matched: &["cloudwatch", "alarms"],
+            matched: &["cloudwatch alarms"],
         },
     },
     Case {
@@ -138,7 +138,7 @@ const CASES: &[Case] = &[
         q: None,
         expect: Expect::Fast {
             agent: "monitoring",
-            matched: &["cloudwatch", "alarms"],
+            matched: &["cloudwatch alarms"],
         },
     },
     Case {
@@ -181,7 +181,7 @@ const CASES: &[Case] = &[
         q: None,
         expect: Expect::Fast {
             agent: "security",
-            matched: &["guardduty", "findings"],
+            matched: &["guardduty findings"],
         },
     },
     Case {
@@ -543,7 +543,7 @@ async fn rest_v1_path_with_stage_prefix_still_hits_route() {
             path,
             &body,
             "monitoring",
-            &["cloudwatch", "alarms"],
+            &["cloudwatch alarms"],
             "0b9a8c7d-stage-prefix",
         );
     }

@@ -195,7 +195,7 @@ async fn the_binary_uses_the_sdk_endpoint_override_and_loads_aws_config_only_whe
 async fn the_cache_key_folds_case_spacing_and_punctuation() {
     let answer = || {
         Ok(LlmAnswer {
-            text: "security".into(),
+            text: "general".into(),
             usage: Usage::default(),
         })
     };
@@ -203,21 +203,21 @@ async fn the_cache_key_folds_case_spacing_and_punctuation() {
     let r = router(model.clone(), LlmSettings::default());
     // The same words whatever the case, spacing and punctuation: one LLM call.
     let same = [
-        "who has access?",
-        "who has access ?",
-        "  WHO has ACCESS!! ",
-        "who, has: access",
+        "tell me a joke?",
+        "tell me a joke ?",
+        "  TELL me a JOKE!! ",
+        "tell, me: a joke",
     ];
     assert_eq!(r.route(same[0]).await.routing_method, RoutingMethod::Llm);
     for q in &same[1..] {
         let d = r.route(q).await;
         assert_eq!(d.routing_method, RoutingMethod::Cache, "{q:?}");
-        assert_eq!(d.agent, "security");
+        assert_eq!(d.agent, "general");
     }
     assert_eq!(model.calls(), 1);
     // Other words are another query.
     assert_eq!(
-        r.route("who had access?").await.routing_method,
+        r.route("tell me a story?").await.routing_method,
         RoutingMethod::Llm
     );
     assert_eq!(model.calls(), 2);

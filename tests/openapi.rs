@@ -17,8 +17,8 @@
 //!
 //! The schemas are checked by `Checker` (tests/support/schema.rs), a small hand-written validator
 //! for the JSON Schema subset the spec uses (`$ref`, `allOf`, `type`, `nullable`, `enum`, `properties`, `required`,
-//! `items`, `minimum`, `maximum`, `minLength`, `maxLength`, and `pattern` as one negated character
-//! class); it refuses any other keyword rather than ignore it. schemathesis, in `.ci/run`, checks
+//! `items`, `minimum`, `maximum`, `minLength`, `maxLength`, and `pattern` as one character class,
+//! `[^...]` or `^[...]+$`); it refuses any other keyword rather than ignore it. schemathesis, in `.ci/run`, checks
 //! the same spec against the running binary with generated requests.
 
 use std::collections::BTreeSet;

@@ -24,7 +24,8 @@ const DEFAULT_CASES: &[(&str, &str, RoutingMethod)] = &[
         "cost",
         RoutingMethod::Fast,
     ),
-    ("Show me my budget alerts", "cost", RoutingMethod::Default), // budget (cost) vs alerts (monitoring): tie
+    // A budget alert is a cost feature, not a monitoring alarm (the phrase outweighs "alerts").
+    ("Show me my budget alerts", "cost", RoutingMethod::Fast),
     (
         "Are there any security findings in GuardDuty?",
         "security",
@@ -85,8 +86,14 @@ const DEFAULT_CASES: &[(&str, &str, RoutingMethod)] = &[
         "general",
         RoutingMethod::Default,
     ),
-    // Ambiguous: two agents with equal evidence.
-    ("s3 bucket encryption", "general", RoutingMethod::Default),
+    // Encryption is security even when a resource is named.
+    ("s3 bucket encryption", "security", RoutingMethod::Fast),
+    // Ambiguous: two agents with equal evidence (failures of a cost tool vs money).
+    (
+        "errors in the lambda that sends budget alerts",
+        "general",
+        RoutingMethod::Default,
+    ),
 ];
 
 #[test]
@@ -142,6 +149,7 @@ fn agent(name: &str, keywords: Vec<Keyword>) -> Agent {
         name: name.into(),
         description: format!("{name} queries"),
         keywords,
+        bias: 0.0,
         target: None,
     }
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use agent_router::Catalogue;
-use agent_router::routing::{CatalogueBuilder, FastPathSettings};
+use agent_router::routing::{CatalogueBuilder, LinearSettings};
 use agent_router::routing::{DEFAULT_SYSTEM_PROMPT, render_system_prompt};
 use agent_router::tune::eval::{LLM_OUTPUT_TOKENS, estimate_prompt_tokens};
 use agent_router::tune::{
@@ -280,7 +280,7 @@ fn operating_points_trade_precision_for_coverage() {
     // the largest thresholds are reported).
     for p in &r.operating_points {
         let b = p.best.expect("a point for every target");
-        assert_eq!((b.margin, b.min_score), (3.0, 3.0), "{p:?}");
+        assert_eq!((b.margin, b.min_score), (Some(3.0), Some(3.0)), "{p:?}");
         assert!(close(b.coverage, 0.25) && close(b.precision, 1.0) && close(b.oos_fast_rate, 0.0));
         assert!(close(b.llm_call_rate, 5.0 / 6.0), "{p:?}");
     }
@@ -289,7 +289,7 @@ fn operating_points_trade_precision_for_coverage() {
     let in_scope = examples(&rows[..4]);
     let r = evaluate(&tiny(), &in_scope, &EvalOptions::default()).unwrap();
     let b = r.operating_points[0].best.unwrap();
-    assert_eq!((b.margin, b.min_score), (2.0, 2.0), "{b:?}");
+    assert_eq!((b.margin, b.min_score), (Some(2.0), Some(2.0)), "{b:?}");
     assert!(close(b.coverage, 0.5) && close(b.precision, 1.0));
 }
 
@@ -429,7 +429,7 @@ fn mined_file_from_small_data_is_valid_and_deterministic() {
     let text = c.to_toml_string();
     let again = Catalogue::from_toml_str(&text).expect("mined TOML must load");
     assert_eq!(again.agents(), c.agents());
-    assert_eq!(again.fast_path(), c.fast_path());
+    assert_eq!(again.linear(), c.linear());
     // Same input, same bytes.
     let b = mine(&data, &options, "synthetic").unwrap();
     assert_eq!(text, b.catalogue.to_toml_string());
@@ -449,7 +449,7 @@ fn phrases_of_stop_words_can_be_keywords_but_single_stop_words_never() {
         a.keywords.iter().map(|k| k.text.clone()).collect()
     };
     let chat = words("chat");
-    let stop = agent_router::tune::mine::STOP_WORDS;
+    let stop = agent_router::tune::mine::stop_words();
     assert!(
         chat.iter()
             .any(|k| k.contains(' ') && k.split(' ').all(|w| stop.contains(&w))),
@@ -519,15 +519,15 @@ fn clinc_mined() -> &'static (Mined, String) {
     })
 }
 
-/// Coverage the method reaches on CLINC150 val: 77.1 % (precision 99.18 %, out of scope taken
-/// 10 %) with the defaults. The 85 % is out of reach of what a routes file can express
-/// (`bench/quality-ceiling`): a logistic model over the same 1-3-word n-grams, each on one agent,
-/// every overlap counted, reaches 81.0 % at 99 % precision even with its thresholds picked on val
-/// itself; only signed weights for every agent on every n-gram plus per-agent biases (which the
-/// routes file cannot say) go further, 82.1 % at 99.15 % with thresholds chosen by
-/// cross-validation, or 86.5 % at 98.84 % without the reserve. The floor leaves about a point of
-/// room.
-const CLINC_MIN_COVERAGE: f64 = 0.76;
+/// Coverage the method reaches on CLINC150 val with the defaults: 80.2 % at precision 99.33 %,
+/// out of scope taken 4 % (the linear model, threshold 0.945 chosen by cross-validation on train).
+/// The 85 % is not reached: the same model would cover 85.6 % at 98.87 % precision on val
+/// with a threshold of 0.88, but the cross-validated out-of-scope rate (100 out-of-scope training
+/// examples) keeps the mined threshold higher. The floor leaves about a point of room.
+const CLINC_MIN_COVERAGE: f64 = 0.79;
+
+/// Precision a fast-path decision must keep on CLINC150 val.
+const CLINC_MIN_PRECISION: f64 = 0.985;
 
 #[test]
 fn clinc_keywords_generalise_to_val() {
@@ -538,7 +538,10 @@ fn clinc_keywords_generalise_to_val() {
         "coverage {:.4}, precision {:.4}, oos_fast_rate {:.4}, llm_call_rate {:.4}",
         r.coverage, r.precision, r.oos_fast_rate, r.llm_call_rate
     );
-    assert!(r.precision >= 0.99, "precision too low: {figures}");
+    assert!(
+        r.precision >= CLINC_MIN_PRECISION,
+        "precision too low: {figures}"
+    );
     assert!(
         r.oos_fast_rate <= 0.10,
         "too much out of scope taken: {figures}"
@@ -551,14 +554,62 @@ fn clinc_keywords_generalise_to_val() {
     assert!(mined.holdout.targets_met, "{:?}", mined.holdout);
 }
 
-/// `catalogue` with other thresholds.
-fn with_thresholds(catalogue: &Catalogue, margin: f32, min_score: f32) -> Catalogue {
+/// The mined file's confidence means what it says on CLINC150 val: over all fast-path decisions
+/// the expected calibration error is at most 0.05, and in every bucket with at least 30 decisions
+/// the accuracy is within three binomial standard errors (plus 0.01 for the rounding of the
+/// weights) of the mean confidence: the gap a calibrated model leaves by chance alone.
+#[test]
+fn clinc_confidence_is_calibrated_on_val() {
+    let (mined, _) = clinc_mined();
+    let val = agent_router::tune::load_examples(&clinc_dir().join("val.jsonl")).expect("val");
+    let r = evaluate(&mined.catalogue, &val, &EvalOptions::default()).unwrap();
+    let c = &r.calibration;
+    assert_eq!(c.decisions, r.decided + r.oos_fast);
+    assert!(c.ece <= 0.05, "ECE {} ({c:?})", c.ece);
+    let mut checked = 0;
+    for b in c.buckets.iter().filter(|b| b.count >= 30) {
+        let p = b.mean_confidence;
+        let tolerance = 3.0 * (p * (1.0 - p) / b.count as f64).sqrt() + 0.01;
+        assert!(
+            (b.accuracy - p).abs() <= tolerance,
+            "bucket {b:?}: accuracy {} vs confidence {p} (tolerance {tolerance})",
+            b.accuracy
+        );
+        checked += 1;
+    }
+    assert!(checked >= 1, "{c:?}");
+    // And eval reports it, in text and JSON.
+    assert!(r.to_text().contains("expected calibration error"));
+    let json = serde_json::to_value(&r).unwrap();
+    for key in [
+        "coverage",
+        "precision",
+        "oos_fast_rate",
+        "llm_call_rate",
+        "per_agent",
+    ] {
+        assert!(json.get(key).is_some(), "{key} missing");
+    }
+    assert!(
+        json["calibration"]["ece"].is_number(),
+        "{}",
+        json["calibration"]
+    );
+    assert_eq!(json["calibration"]["buckets"].as_array().unwrap().len(), 10);
+}
+
+/// `catalogue` (linear form) with another probability threshold.
+fn with_threshold(catalogue: &Catalogue, threshold: f32) -> Catalogue {
     let mut builder = CatalogueBuilder::new(catalogue.default_agent().name.clone());
     for a in catalogue.agents() {
         builder.agent(a.clone());
     }
-    builder.fast_path(FastPathSettings { margin, min_score });
-    builder.build().expect("same agents, other thresholds")
+    let linear = catalogue.linear().expect("mined files are linear");
+    builder.linear(LinearSettings {
+        threshold,
+        ..linear
+    });
+    builder.build().expect("same agents, other threshold")
 }
 
 #[test]
@@ -580,7 +631,7 @@ fn clinc_operating_points_are_what_the_fast_path_does_with_them() {
         assert!(b.oos_fast_rate <= p.max_oos_rate, "{p:?}");
         // Re-running eval with those thresholds in the routes file gives the same figures.
         let again = evaluate(
-            &with_thresholds(&mined.catalogue, b.margin, b.min_score),
+            &with_threshold(&mined.catalogue, b.threshold.expect("linear form")),
             &val,
             &EvalOptions::default(),
         )
@@ -612,17 +663,34 @@ fn clinc_mined_file_validates_and_round_trips() {
     let (mined, text) = clinc_mined();
     let loaded = Catalogue::from_toml_str(text).expect("mined routes file must validate");
     assert_eq!(loaded.agents(), mined.catalogue.agents());
-    assert_eq!(loaded.fast_path(), mined.catalogue.fast_path());
+    assert_eq!(loaded.linear(), mined.catalogue.linear());
     assert_eq!(loaded.default_agent().name, "general");
     assert_eq!(loaded.agents().len(), 11);
     let again = Catalogue::from_toml_str(&loaded.to_toml_string()).unwrap();
     assert_eq!(again.agents(), loaded.agents());
-    // Every n-gram belongs to one agent and no keyword is a lone stop word.
+    // The file is sparse (most candidate n-grams get no weight at all) and no keyword is a lone
+    // stop word.
+    let weights: usize = loaded.agents().iter().map(|a| a.keywords.len()).sum();
+    assert!(
+        weights < 10 * mined.candidates,
+        "{weights} weights for {} candidates",
+        mined.candidates
+    );
+    let texts: std::collections::BTreeSet<&str> = loaded
+        .agents()
+        .iter()
+        .flat_map(|a| a.keywords.iter().map(|k| k.text.as_str()))
+        .collect();
+    assert!(
+        texts.len() < mined.candidates / 2,
+        "{} keywords",
+        texts.len()
+    );
     for a in loaded.agents() {
         for k in &a.keywords {
-            assert!(k.weight > 0.0);
+            assert!(k.weight != 0.0 && k.weight.is_finite());
             assert!(
-                agent_router::tune::mine::STOP_WORDS
+                agent_router::tune::mine::stop_words()
                     .binary_search(&k.text.as_str())
                     .is_err(),
                 "{} has stop word {:?}",

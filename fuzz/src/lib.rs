@@ -275,6 +275,7 @@ pub fn fastpath(case: &FastCase) {
                     weight: k.weight,
                 })
                 .collect(),
+            bias: 0.0,
             target: None,
         });
     }

@@ -36,8 +36,10 @@ pub enum ApiError {
     /// The agent could not answer (`POST /query`).
     #[error(transparent)]
     Dispatch(DispatchError),
-    /// `session_id` is not a string or is too long.
-    #[error("session_id must be a string of at most {MAX_SESSION_ID_BYTES} bytes")]
+    /// `session_id` is not a string, or not 1 to 256 printable ASCII characters.
+    #[error(
+        "session_id must be a string of 1 to {MAX_SESSION_ID_BYTES} printable ASCII characters without spaces"
+    )]
     InvalidSessionId,
     /// No endpoint at this path.
     #[error("no endpoint at {0}; try POST /route, GET /route?q=..., POST /query or GET /health")]

@@ -11,6 +11,13 @@ pub const MAX_QUERY_BYTES: usize = 4096;
 /// Largest accepted `session_id`, in bytes.
 pub const MAX_SESSION_ID_BYTES: usize = 256;
 
+/// Whether `id` is an acceptable `session_id`: 1 to [`MAX_SESSION_ID_BYTES`] printable ASCII
+/// characters, no spaces (UUIDs, ULIDs, `user-42:conv-7`...). It becomes a DynamoDB key and a
+/// log tag, so nothing else is taken from the caller.
+pub fn valid_session_id(id: &str) -> bool {
+    (1..=MAX_SESSION_ID_BYTES).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic())
+}
+
 /// Longest caller-supplied `x-request-id` reused, in bytes.
 pub const MAX_REQUEST_ID_BYTES: usize = 128;
 
@@ -67,7 +74,7 @@ pub fn parse_body(body: &[u8]) -> Result<RouteInput, ApiError> {
     };
     let session_id = match map.remove("session_id") {
         None | Some(Value::Null) => None,
-        Some(Value::String(s)) if s.len() <= MAX_SESSION_ID_BYTES => Some(s),
+        Some(Value::String(s)) if valid_session_id(&s) => Some(s),
         Some(_) => return Err(ApiError::InvalidSessionId),
     };
     let dispatch = match map.remove("dispatch") {
@@ -97,10 +104,7 @@ pub fn parse_query_string(pairs: &[(String, String)]) -> Result<RouteInput, ApiE
         .iter()
         .find(|(k, _)| k == "session_id")
         .map(|(_, v)| v.clone());
-    if session_id
-        .as_ref()
-        .is_some_and(|s| s.len() > MAX_SESSION_ID_BYTES)
-    {
+    if session_id.as_ref().is_some_and(|s| !valid_session_id(s)) {
         return Err(ApiError::InvalidSessionId);
     }
     check_query(q.clone(), session_id, false)

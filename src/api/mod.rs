@@ -16,6 +16,8 @@ use serde::Serialize;
 use crate::dispatch::{Dispatcher, agent_payload};
 use crate::ops::metrics::MetricsConfig;
 use crate::routing::{Decision, Router, micros, truncate_bytes};
+use crate::routing::{SessionInfo, SessionStatus};
+use crate::sessions::{Loaded, Sessions, session_tag};
 
 mod error;
 mod input;
@@ -65,6 +67,7 @@ pub struct Api {
     router: Arc<Router>,
     dispatcher: Option<Arc<Dispatcher>>,
     metrics: MetricsConfig,
+    sessions: Option<Sessions>,
 }
 
 #[derive(Serialize)]
@@ -111,7 +114,14 @@ impl Api {
             router,
             dispatcher: None,
             metrics: MetricsConfig::Off,
+            sessions: None,
         }
+    }
+
+    /// Routes requests that carry a `session_id` within their conversation, kept in `sessions`.
+    pub fn with_sessions(mut self, sessions: Sessions) -> Api {
+        self.sessions = Some(sessions);
+        self
     }
 
     /// Writes one CloudWatch EMF line per request as `metrics` says (off by default).
@@ -177,6 +187,7 @@ impl Api {
                 agent = %d.agent,
                 routing_method = d.routing_method.as_str(),
                 fallback_reason = d.fallback_reason.map(|r| r.as_str()),
+                session = d.session.as_ref().map(|s| s.state.as_str()),
                 route_us = d.timings_us.route,
                 llm_us = d.timings_us.llm,
                 agent_us = d.timings_us.agent,
@@ -239,7 +250,22 @@ impl Api {
         };
         let request_id = req.request_id.as_str();
         tracing::debug!(request_id, query = %input.query, "query");
-        let mut decision = self.router.route_within(&input.query, req.remaining).await;
+        let (mut decision, pending) = self.route_turn(&input, req.remaining, request_id).await;
+        let target = self
+            .router
+            .catalogue()
+            .agent(&decision.agent)
+            .and_then(|a| a.target.clone());
+        let invokes = endpoint == Endpoint::Query
+            && input.dispatch
+            && self.dispatcher.is_some()
+            && target.is_some();
+        if !invokes {
+            // No agent to wait for: the turn is saved before the answer (Lambda may freeze the
+            // process as soon as it is sent).
+            let failed = self.save_turn(pending.as_ref(), request_id).await;
+            mark_write(&mut decision, failed);
+        }
         let mut body = DecisionBody {
             decision: &decision,
             request_id,
@@ -250,11 +276,6 @@ impl Api {
         if endpoint != Endpoint::Query {
             return Step::Whole((Ok((StatusCode::OK, render(&body))), Some(decision)));
         }
-        let target = self
-            .router
-            .catalogue()
-            .agent(&decision.agent)
-            .and_then(|a| a.target.clone());
         let (dispatcher, target) = match (&self.dispatcher, target, input.dispatch) {
             (Some(dispatcher), Some(target), true) => (dispatcher, target),
             (_, _, false) | (None, _, _) | (_, None, _) => {
@@ -289,6 +310,10 @@ impl Api {
             .remaining
             .map(|r| r.saturating_sub(Duration::from_micros(decision.timings_us.route)));
         if events {
+            // Saved before the stream starts, so that the decision event reports the write (and
+            // Lambda cannot freeze the process with the turn unsaved).
+            let write_failed = self.save_turn(pending.as_ref(), request_id).await;
+            mark_write(&mut decision, write_failed);
             let streams = self.router.catalogue().streams(&decision.agent);
             return Step::Stream(stream::StreamPlan {
                 decision,
@@ -304,10 +329,13 @@ impl Api {
                 started,
             });
         }
-        let outcome = match dispatcher
-            .dispatch(&decision.agent, &target, payload, remaining)
-            .await
-        {
+        // The turn is saved while the agent answers; both finish before the response.
+        let (dispatched, write_failed) = tokio::join!(
+            dispatcher.dispatch(&decision.agent, &target, payload, remaining),
+            self.save_turn(pending.as_ref(), request_id)
+        );
+        mark_write(&mut decision, write_failed);
+        let outcome = match dispatched {
             Ok(done) => {
                 decision.timings_us.agent = Some(done.agent_us);
                 let body = DecisionBody {
@@ -325,6 +353,94 @@ impl Api {
             }
         };
         Step::Whole(outcome)
+    }
+}
+
+/// A turn's state, to be saved under its session id once the turn is routed.
+struct PendingSave {
+    session_id: String,
+    state: crate::ports::SessionState,
+}
+
+impl Api {
+    /// Routes one request's query: within its conversation when it carries a `session_id` and
+    /// sessions are on (the store is read first, within its deadline), else statelessly.
+    async fn route_turn(
+        &self,
+        input: &RouteInput,
+        remaining: Option<Duration>,
+        request_id: &str,
+    ) -> (Decision, Option<PendingSave>) {
+        let (Some(sessions), Some(session_id)) = (&self.sessions, &input.session_id) else {
+            return (
+                self.router.route_within(&input.query, remaining).await,
+                None,
+            );
+        };
+        let started = Instant::now();
+        let loaded = sessions.load(session_id).await;
+        let remaining = remaining.map(|r| r.saturating_sub(started.elapsed()));
+        let mut decision = self
+            .router
+            .route_turn(&input.query, loaded.conversation().as_ref(), remaining)
+            .await;
+        match &loaded {
+            Loaded::Found(_) => {}
+            Loaded::New => {
+                decision.session = Some(SessionInfo {
+                    state: SessionStatus::New,
+                    agent: None,
+                    turn: 1,
+                    write_failed: false,
+                })
+            }
+            Loaded::Unavailable(e) => {
+                tracing::warn!(
+                    request_id,
+                    session = %session_tag(session_id),
+                    error = %crate::routing::one_line(&e.to_string(), 300),
+                    "session store unavailable: routed without the session"
+                );
+                decision.session = Some(SessionInfo {
+                    state: SessionStatus::Unavailable,
+                    agent: None,
+                    turn: 0,
+                    write_failed: false,
+                });
+            }
+        }
+        let pending = sessions
+            .next_state(&loaded, &input.query, &decision)
+            .map(|state| PendingSave {
+                session_id: session_id.clone(),
+                state,
+            });
+        (decision, pending)
+    }
+
+    /// Saves a turn, if there is one to save; true when the save failed (logged here).
+    async fn save_turn(&self, pending: Option<&PendingSave>, request_id: &str) -> bool {
+        let (Some(sessions), Some(p)) = (&self.sessions, pending) else {
+            return false;
+        };
+        match sessions.save(&p.session_id, &p.state).await {
+            Ok(()) => false,
+            Err(e) => {
+                tracing::warn!(
+                    request_id,
+                    session = %session_tag(&p.session_id),
+                    error = %crate::routing::one_line(&e.to_string(), 300),
+                    "session write failed: the next turn will not see this one"
+                );
+                true
+            }
+        }
+    }
+}
+
+fn mark_write(decision: &mut Decision, failed: bool) {
+    if let Some(s) = decision.session.as_mut() {
+        s.write_failed = failed;
     }
 }
 

@@ -25,9 +25,9 @@ USAGE:
       as --config.
   agent-router keywords --data LABELLED.jsonl [--out FILE [--force]] [--min-precision P]
                         [--min-support N]
-      Mine keywords per label from labelled queries and write a complete routes file (to FILE,
+      Fit a linear fast-path model to labelled queries and write a complete routes file (to FILE,
       which must not exist unless --force is given; else stdout), thresholds chosen by
-      cross-validation for precision P (default 0.99) on the fast path; N (default 3) is the
+      cross-validation for precision P (default 0.985) on the fast path; N (default 3) is the
       fewest examples of a label an n-gram needs.
 
 OPTIONS:

@@ -11,12 +11,14 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use crate::api::Api;
-use crate::aws::{BedrockClassifier, LambdaInvoker};
+use crate::aws::{BedrockClassifier, DynamoDbSessionStore, LambdaInvoker};
 use crate::dispatch::Dispatcher;
 use crate::ops::logging::LevelFilter;
+use crate::ports::{MemorySessionStore, SessionStore};
 use crate::routing::{Catalogue, Router};
+use crate::sessions::Sessions;
 use cli::{Command, USAGE};
-use settings::{Settings, Switch, unknown_target_vars};
+use settings::{SessionConfig, SessionStoreKind, Settings, Switch, unknown_target_vars};
 
 /// Default local port when neither `--port` nor `PORT` is given.
 pub const DEFAULT_PORT: u16 = 3000;
@@ -119,6 +121,7 @@ pub async fn run(command: Command) -> Result<(), AppError> {
                 price_per_mtok_in: price_per_mtok_in.map_or(defaults.price_per_mtok_in, |p| p.0),
                 price_per_mtok_out: price_per_mtok_out.map_or(defaults.price_per_mtok_out, |p| p.0),
                 prompt_template,
+                session_policy: settings.sessions.policy,
             };
             let (report, warnings) = crate::tune::eval_command(&routes, &data, json, &options)?;
             warnings.iter().for_each(|w| eprintln!("{w}"));
@@ -207,6 +210,15 @@ pub fn catalogue_warnings(catalogue: &Catalogue, settings: &Settings) -> Vec<Str
 pub fn build_api(config: Option<&std::path::Path>, settings: &Settings) -> Result<Api, AppError> {
     let api =
         Api::new(Arc::new(build_router(config, settings)?)).with_metrics(settings.metrics.clone());
+    let api = match session_store(&settings.sessions) {
+        Some(store) => api.with_sessions(Sessions::new(
+            store,
+            settings.sessions.timeout,
+            settings.sessions.ttl,
+            settings.sessions.context,
+        )),
+        None => api,
+    };
     let dispatch = &settings.dispatch;
     if !switched_on(
         dispatch.mode,
@@ -226,6 +238,36 @@ pub fn build_api(config: Option<&std::path::Path>, settings: &Settings) -> Resul
         "dispatch on (Lambda client created on first use)"
     );
     Ok(api.with_dispatcher(Arc::new(dispatcher)))
+}
+
+/// The session store `ROUTER_SESSION_STORE` names (`None`: sessions off). The DynamoDB client is
+/// built on the first turn that carries a `session_id`.
+fn session_store(config: &SessionConfig) -> Option<Arc<dyn SessionStore>> {
+    let store: Arc<dyn SessionStore> = match &config.store {
+        SessionStoreKind::Off => {
+            tracing::info!(
+                "ROUTER_SESSION_STORE=off: session_id is passed to agents, not used for routing"
+            );
+            return None;
+        }
+        SessionStoreKind::Memory => Arc::new(MemorySessionStore::new(config.capacity)),
+        SessionStoreKind::DynamoDb { table } => Arc::new(DynamoDbSessionStore::new(
+            table.clone(),
+            DynamoDbSessionStore::default_settings(),
+            config.timeout,
+        )),
+    };
+    tracing::info!(
+        store = match config.store {
+            SessionStoreKind::Memory => "memory",
+            _ => "dynamodb",
+        },
+        ttl_s = config.ttl.as_secs(),
+        timeout_ms = config.timeout.as_millis() as u64,
+        context = config.context,
+        "sessions on"
+    );
+    Some(store)
 }
 
 /// Reads the `ROUTER_SYSTEM_PROMPT_FILE` template.
@@ -267,7 +309,7 @@ pub fn build_router(
     for w in catalogue_warnings(&catalogue, settings) {
         tracing::warn!("{w}");
     }
-    let mut router = Router::new(catalogue)?;
+    let mut router = Router::new(catalogue)?.with_session_policy(settings.sessions.policy);
     let llm = &settings.llm;
     let llm_on = switched_on(
         llm.mode,

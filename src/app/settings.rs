@@ -104,6 +104,8 @@ pub struct Settings {
     pub dispatch: DispatchConfig,
     /// CloudWatch metrics (`ROUTER_METRICS`, `ROUTER_METRICS_NAMESPACE`).
     pub metrics: MetricsConfig,
+    /// Conversations: the session store and policy (`ROUTER_SESSION_*`).
+    pub sessions: SessionConfig,
     /// Where AWS region and credentials come from (see [`aws_configured`]), `None` if nowhere.
     pub aws: Option<&'static str>,
     /// Whether the process runs under the Lambda runtime (`AWS_LAMBDA_RUNTIME_API` set).
@@ -131,6 +133,7 @@ impl Settings {
             llm: llm_config(&env)?,
             dispatch: dispatch_config(&env)?,
             metrics: metrics_config(&env)?,
+            sessions: session_config(&env)?,
             aws: aws_configured(&env, file_exists),
             in_lambda: env("AWS_LAMBDA_RUNTIME_API").is_some_and(|v| !v.trim().is_empty()),
             port,
@@ -260,6 +263,128 @@ pub fn lambda_streaming(
         name: NAME,
         value,
         expected: "off, query (POST /query streamed) or all (every answer streamed)",
+    })
+}
+
+/// Where conversations are kept (`ROUTER_SESSION_STORE`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionStoreKind {
+    /// In the process (the default): bounded, expiring; one instance's turns only.
+    Memory,
+    /// A DynamoDB table shared by every instance (`ROUTER_SESSION_TABLE`).
+    DynamoDb {
+        /// The table's name.
+        table: String,
+    },
+    /// Sessions off: `session_id` is passed to the agent and not used for routing.
+    Off,
+}
+
+/// Conversation settings, read from `ROUTER_SESSION_STORE` (`memory`, the default; `dynamodb`,
+/// which needs `ROUTER_SESSION_TABLE`; `off`), `ROUTER_SESSION_TTL_SECS` (idle expiry, default
+/// 1800), `ROUTER_SESSION_TIMEOUT_MS` (the store's deadline per call, default 50),
+/// `ROUTER_SESSION_CONTEXT` (`on` keeps the previous user turn for the LLM; default `off`),
+/// `ROUTER_SESSION_CAPACITY` (the in-process store's bound, default 100000) and
+/// `ROUTER_SESSION_SWITCH_CONFIDENCE` (the fast path's confidence a decision for another agent
+/// needs to leave the conversation's agent, default 0) and `ROUTER_SESSION_CONTEST_EVIDENCE` (the
+/// share of a decision's evidence another agent needs to contest a turn the session would
+/// otherwise keep, default 0.3); see [`crate::routing::SessionPolicy`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionConfig {
+    /// The store.
+    pub store: SessionStoreKind,
+    /// Idle time after which a conversation is forgotten.
+    pub ttl: Duration,
+    /// The store's deadline for one call; past it the turn is routed without the session.
+    pub timeout: Duration,
+    /// Whether the previous user turn is kept, for the LLM's context.
+    pub context: bool,
+    /// Most sessions the in-process store holds.
+    pub capacity: usize,
+    /// How conversations hold their agent.
+    pub policy: crate::routing::SessionPolicy,
+}
+
+/// Reads [`SessionConfig`] from the environment.
+pub fn session_config(
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<SessionConfig, SettingsError> {
+    let table = env("ROUTER_SESSION_TABLE")
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty());
+    let store = match env("ROUTER_SESSION_STORE")
+        .map(|v| v.trim().to_ascii_lowercase())
+        .as_deref()
+    {
+        None | Some("" | "memory") => SessionStoreKind::Memory,
+        Some("off") => SessionStoreKind::Off,
+        Some("dynamodb") => match table {
+            Some(table) => SessionStoreKind::DynamoDb { table },
+            None => {
+                return Err(SettingsError {
+                    name: "ROUTER_SESSION_TABLE",
+                    value: String::new(),
+                    expected: "the DynamoDB table's name (ROUTER_SESSION_STORE=dynamodb needs it)",
+                });
+            }
+        },
+        Some(_) => {
+            return Err(SettingsError {
+                name: "ROUTER_SESSION_STORE",
+                value: env("ROUTER_SESSION_STORE").unwrap_or_default(),
+                expected: "memory, dynamodb or off",
+            });
+        }
+    };
+    let ttl = parse_var::<u64>(
+        &env,
+        "ROUTER_SESSION_TTL_SECS",
+        "seconds, 60 to 604800",
+        |s| (60..=604_800).contains(s),
+    )?
+    .map_or(Duration::from_secs(1800), Duration::from_secs);
+    let timeout = parse_var::<u64>(
+        &env,
+        "ROUTER_SESSION_TIMEOUT_MS",
+        "milliseconds, 1 to 5000",
+        |ms| (1..=5000).contains(ms),
+    )?
+    .map_or(Duration::from_millis(50), Duration::from_millis);
+    let context = match switch(&env, "ROUTER_SESSION_CONTEXT")? {
+        Switch::On => true,
+        Switch::Off | Switch::Auto => false,
+    };
+    let capacity = parse_var::<usize>(
+        &env,
+        "ROUTER_SESSION_CAPACITY",
+        "a number of sessions, 1 to 10000000",
+        |n| (1..=10_000_000).contains(n),
+    )?
+    .unwrap_or(100_000);
+    let mut policy = crate::routing::SessionPolicy::default();
+    if let Some(c) = parse_var::<f32>(
+        &env,
+        "ROUTER_SESSION_SWITCH_CONFIDENCE",
+        "a number from 0 to 1",
+        |c| (0.0..=1.0).contains(c),
+    )? {
+        policy.switch_confidence = c;
+    }
+    if let Some(e) = parse_var::<f32>(
+        &env,
+        "ROUTER_SESSION_CONTEST_EVIDENCE",
+        "a number from 0 to 10",
+        |e| (0.0..=10.0).contains(e),
+    )? {
+        policy.contest_evidence = e;
+    }
+    Ok(SessionConfig {
+        store,
+        ttl,
+        timeout,
+        context,
+        capacity,
+        policy,
     })
 }
 

@@ -1,5 +1,6 @@
 //! The AWS adapters, together: Bedrock for the [`crate::ports::Classifier`] port, Lambda for the
-//! [`crate::ports::Invoker`] port, and the SDK configuration they share.
+//! [`crate::ports::Invoker`] port, DynamoDB for the [`crate::ports::SessionStore`] port, and the
+//! SDK configuration they share.
 //!
 //! Each adapter loads its configuration lazily, on its first call, through [`load`]: explicit
 //! connect/read/operation timeouts, a small retry budget, and the overrides tests use to reach
@@ -14,9 +15,11 @@ use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_bedrockruntime::config::Credentials;
 
 mod bedrock;
+mod dynamodb;
 mod lambda;
 
 pub use bedrock::{BedrockClassifier, BedrockSettings, DEFAULT_MODEL_ID};
+pub use dynamodb::DynamoDbSessionStore;
 pub use lambda::LambdaInvoker;
 
 /// Client settings common to every AWS adapter.

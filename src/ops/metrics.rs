@@ -17,6 +17,7 @@
 //! | `LlmLatency` | Milliseconds | none | the LLM call, when one was made |
 //! | `AgentLatency` | Milliseconds | none | the agent's invocation, when one was made |
 //! | `CacheHits`, `LlmCalls`, `Fallbacks` | Count | none | 1 or 0 per routed request |
+//! | `SessionUnavailable`, `SessionWriteErrors` | Count | none | requests with a session: 1 when the store could not be read in time / the turn could not be saved, else 0 |
 //! | `Routed` | Count | `RoutingMethod`; `Agent` | 1 per routed request |
 //! | `Fallbacks` | Count | `FallbackReason` | 1 per default-agent decision |
 //! | `Requests`, `ServerErrors`, `LlmCalls` | Count | `FunctionVersion` | as above, per Lambda version |
@@ -59,6 +60,8 @@ pub const METRIC_NAMES: &[&str] = &[
     "CacheHits",
     "LlmCalls",
     "Fallbacks",
+    "SessionUnavailable",
+    "SessionWriteErrors",
     "Routed",
 ];
 
@@ -214,6 +217,20 @@ pub fn render(namespace: &str, timestamp_ms: u64, sample: &RequestMetrics<'_>) -
             "Count",
             flag(d.routing_method == RoutingMethod::Default),
         );
+        if let Some(session) = &d.session {
+            put(
+                &mut root,
+                "SessionUnavailable",
+                "Count",
+                flag(session.state == crate::routing::SessionStatus::Unavailable),
+            );
+            put(
+                &mut root,
+                "SessionWriteErrors",
+                "Count",
+                flag(session.write_failed),
+            );
+        }
         root.insert("Routed".into(), json!(1));
         root.insert("RoutingMethod".into(), json!(d.routing_method.as_str()));
         root.insert("Agent".into(), json!(d.agent));
@@ -284,6 +301,7 @@ mod tests {
             timings_us: timings,
             model_id: None,
             usage: None,
+            session: None,
         }
     }
 

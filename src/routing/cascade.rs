@@ -3,6 +3,7 @@
 //! [`Router::route`] is the whole routing policy in one short function. Each tier lives in its
 //! own module; this one only orders them and turns their outcomes into a [`Decision`].
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,6 +12,7 @@ use super::catalogue::{Catalogue, CatalogueError};
 use super::decision::{Decision, FallbackReason, RoutingMethod, Timings};
 use super::fastpath::{FastOutcome, FastPath};
 use super::prompt::{LLM_CONFIDENCE, PromptError, parse_answer, render_system_prompt};
+use super::session::{Conversation, Follow, SessionPolicy, Turn};
 use crate::ports::Classifier;
 
 /// Settings of the LLM tier and its decision cache.
@@ -75,6 +77,7 @@ pub struct Router {
     catalogue: Arc<Catalogue>,
     fast: FastPath,
     llm: Option<LlmTier>,
+    sessions: SessionPolicy,
 }
 
 impl Router {
@@ -85,6 +88,7 @@ impl Router {
             catalogue: Arc::new(catalogue),
             fast,
             llm: None,
+            sessions: SessionPolicy::default(),
         })
     }
 
@@ -106,6 +110,12 @@ impl Router {
         Ok(self)
     }
 
+    /// Sets how a conversation's agent weighs against the fast path's evidence.
+    pub fn with_session_policy(mut self, policy: SessionPolicy) -> Router {
+        self.sessions = policy;
+        self
+    }
+
     /// The catalogue this router routes over.
     pub fn catalogue(&self) -> &Catalogue {
         &self.catalogue
@@ -124,8 +134,60 @@ impl Router {
     /// The cascade: fast path, decision cache, LLM, default agent. `remaining` is the caller's
     /// time left (e.g. until the Lambda deadline); the LLM gets at most that minus a margin.
     pub async fn route_within(&self, query: &str, remaining: Option<Duration>) -> Decision {
+        self.route_turn(query, None, remaining).await
+    }
+
+    /// Routes one turn of a conversation whose last turn went to `conversation.agent` (or a
+    /// first turn, with `None`): the session's agent is a prior (see [`SessionPolicy`]).
+    pub async fn route_turn(
+        &self,
+        query: &str,
+        conversation: Option<&Conversation<'_>>,
+        remaining: Option<Duration>,
+    ) -> Decision {
         let started = Instant::now();
-        let mut decision = match (self.fast.decide(query), &self.llm) {
+        let scan = self.fast.scan(query);
+        let fast = self.fast.judge(&scan);
+        let turn = conversation.and_then(|c| {
+            let agent = self.catalogue.index_of(c.agent)?;
+            Some((
+                c,
+                agent,
+                self.sessions.turn(
+                    &self.fast,
+                    &scan,
+                    &fast,
+                    agent,
+                    self.catalogue.default_index(),
+                ),
+            ))
+        });
+        let mut decision = match turn {
+            None => self.stateless(fast, query, remaining, None).await,
+            Some((c, _, Turn::Decided)) => self
+                .stateless(fast, query, remaining, None)
+                .await
+                .in_session(c),
+            Some((c, _, Turn::Contested)) => self
+                .stateless(fast, query, remaining, Some(c))
+                .await
+                .in_session(c),
+            Some((c, agent, Turn::Follow(why))) => self.session_decision(c, agent, why),
+        };
+        decision.timings_us.route = micros(started);
+        decision
+    }
+
+    /// The cascade without a conversation: fast path, cache, LLM, default agent.
+    /// `context`: the conversation the LLM is told about, when the turn is contested.
+    async fn stateless(
+        &self,
+        fast: FastOutcome,
+        query: &str,
+        remaining: Option<Duration>,
+        context: Option<&Conversation<'_>>,
+    ) -> Decision {
+        match (fast, &self.llm) {
             (
                 FastOutcome::Decided {
                     agent,
@@ -141,15 +203,39 @@ impl Router {
                 format!("fast path did not decide ({why}); the LLM tier is off"),
             ),
             (FastOutcome::Unrouted { .. }, Some(llm)) => {
-                let key = DecisionCache::key(query);
+                // With a conversation the answer depends on its agent, so the key carries it.
+                let key = match context {
+                    None => DecisionCache::key(query),
+                    Some(c) => format!("{}|{}", c.agent, DecisionCache::key(query)),
+                };
                 match llm.cache.as_ref().and_then(|c| c.get(&key)) {
                     Some(hit) => self.cached_decision(llm, hit.agent, hit.age),
-                    None => self.ask_llm(llm, query, key, remaining).await,
+                    None => self.ask_llm(llm, query, key, remaining, context).await,
                 }
             }
+        }
+    }
+
+    /// The session's agent keeps the turn.
+    fn session_decision(&self, c: &Conversation<'_>, agent: usize, why: Follow) -> Decision {
+        let reason = match why {
+            Follow::NoEvidence => {
+                "no decisive keyword: the conversation stays with its agent".to_owned()
+            }
         };
-        decision.timings_us.route = micros(started);
-        decision
+        Decision {
+            agent: self.catalogue.agents()[agent].name.clone(),
+            routing_method: RoutingMethod::Session,
+            reason,
+            fallback_reason: None,
+            matched: Vec::new(),
+            confidence: self.sessions.follow_confidence,
+            timings_us: Timings::default(),
+            model_id: None,
+            usage: None,
+            session: None,
+        }
+        .in_session(c)
     }
 
     /// Tier 3: one model call under the deadline, its answer checked against the agent names.
@@ -159,6 +245,7 @@ impl Router {
         query: &str,
         key: String,
         remaining: Option<Duration>,
+        context: Option<&Conversation<'_>>,
     ) -> Decision {
         let budget = match remaining {
             Some(r) => llm
@@ -173,11 +260,29 @@ impl Router {
                 "no time left before the deadline to ask the LLM".into(),
             );
         }
+        // Inside a conversation the model learns the session's agent (trusted: a catalogue name)
+        // in the system prompt; the previous user turn, when kept, goes with the query in the
+        // user message, never in the system prompt.
+        let (system, message) = match context {
+            None => (
+                Cow::Borrowed(llm.system_prompt.as_str()),
+                Cow::Borrowed(query),
+            ),
+            Some(c) => (
+                Cow::Owned(format!(
+                    "{}\nThe conversation's previous turn went to {}: answer {} unless this message is clearly for another agent.",
+                    llm.system_prompt, c.agent, c.agent
+                )),
+                match c.last_query {
+                    Some(previous) => {
+                        Cow::Owned(format!("Previous message: {previous}\nMessage: {query}"))
+                    }
+                    None => Cow::Borrowed(query),
+                },
+            ),
+        };
         let started = Instant::now();
-        let result = llm
-            .classifier
-            .classify(&llm.system_prompt, query, budget)
-            .await;
+        let result = llm.classifier.classify(&system, &message, budget).await;
         let llm_us = micros(started);
         let mut decision = match result {
             Ok(answer) => match parse_answer(&answer.text, &self.catalogue) {
@@ -195,6 +300,7 @@ impl Router {
                         timings_us: Timings::default(),
                         model_id: None,
                         usage: Some(answer.usage),
+                        session: None,
                     }
                 }
                 None => {
@@ -245,6 +351,7 @@ impl Router {
             timings_us: Timings::default(),
             model_id: Some(llm.classifier.model_id().to_owned()),
             usage: None,
+            session: None,
         }
     }
 
@@ -274,6 +381,7 @@ impl Router {
             timings_us: Timings::default(),
             model_id: None,
             usage: None,
+            session: None,
         }
     }
 
@@ -289,6 +397,7 @@ impl Router {
             timings_us: Timings::default(),
             model_id: None,
             usage: None,
+            session: None,
         }
     }
 }

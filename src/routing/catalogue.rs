@@ -20,6 +20,38 @@
 //! let catalogue = agent_router::Catalogue::from_toml_str(toml).unwrap();
 //! assert_eq!(catalogue.default_agent().name, "general");
 //! ```
+//!
+//! With `model = "linear"` at the top, the file describes a linear model instead (see
+//! [`LinearSettings`]): a keyword may appear in several agents' lists, weights may be negative,
+//! each agent may have a `bias`, and the fast path decides on a probability:
+//!
+//! ```
+//! let toml = r#"
+//! model = "linear"
+//! default_agent = "general"
+//!
+//! [fast_path]
+//! threshold = 0.8
+//!
+//! [[agents]]
+//! name = "cost"
+//! description = "Spend, bills and budgets."
+//! bias = -1.0
+//! keywords = ["cost", { phrase = "costing", weight = 4.0 }, { phrase = "logs", weight = -3.0 }]
+//!
+//! [[agents]]
+//! name = "monitoring"
+//! description = "Logs, metrics and alarms."
+//! bias = -1.0
+//! keywords = [{ phrase = "logs", weight = 3.0 }]
+//!
+//! [[agents]]
+//! name = "general"
+//! description = "Anything else."
+//! "#;
+//! let catalogue = agent_router::Catalogue::from_toml_str(toml).unwrap();
+//! assert_eq!(catalogue.linear().unwrap().threshold, 0.8);
+//! ```
 
 use std::collections::HashMap;
 use std::fmt;
@@ -43,6 +75,11 @@ pub const MAX_AGENT_NAME_LEN: usize = 64;
 /// each agent's total at a quarter of `f32::MAX` keeps every score and confidence finite.
 pub const MAX_AGENT_WEIGHT: f32 = f32::MAX / 4.0;
 
+/// Largest `none_bias` or agent `bias`, in absolute value, and largest sum of the absolute values
+/// of one agent's bias and weights in the linear form: keeps every score finite (see
+/// [`MAX_AGENT_WEIGHT`]).
+pub const MAX_LINEAR_WEIGHT: f32 = MAX_AGENT_WEIGHT;
+
 /// A validated agent catalogue: the agents, the default agent and the fast-path settings.
 ///
 /// Built only through [`Catalogue::from_toml_str`], [`Catalogue::from_path`] or
@@ -55,6 +92,7 @@ pub struct Catalogue {
     /// Agents marked `stream = true`: invoked with `InvokeWithResponseStream` on a streamed
     /// `POST /query`.
     streaming: Vec<String>,
+    linear: Option<LinearSettings>,
 }
 
 /// One downstream agent.
@@ -64,8 +102,11 @@ pub struct Agent {
     pub name: String,
     /// One line that tells the LLM (and people) what the agent handles.
     pub description: String,
-    /// Keywords and phrases that send a query to this agent on the fast path.
+    /// Keywords and phrases that send a query to this agent on the fast path (in the linear
+    /// form: the evidence for or, with negative weights, against it).
     pub keywords: Vec<Keyword>,
+    /// The agent's score before any keyword matches; linear form only (0 otherwise).
+    pub bias: f32,
     /// The agent's Lambda function (name, ARN or alias); `None` for a route-only agent.
     pub target: Option<String>,
 }
@@ -75,7 +116,8 @@ pub struct Agent {
 pub struct Keyword {
     /// The keyword as written in the routes file (reported back in `matched`).
     pub text: String,
-    /// How much a match adds to the agent's score; positive and finite. Default 1.0.
+    /// How much a match adds to the agent's score; positive and finite (any finite number in
+    /// the linear form). Default 1.0.
     pub weight: f32,
 }
 
@@ -86,6 +128,30 @@ pub struct FastPathSettings {
     pub margin: f32,
     /// The winner's score must be at least this much. Default 1.0.
     pub min_score: f32,
+}
+
+/// The linear form's decision rule, set by `model = "linear"` and the `[fast_path]` table.
+///
+/// Each agent that has keywords scores its `bias` plus the weights of the distinct keywords found
+/// in the query (every match on word boundaries counts, overlapping or not). Those scores and
+/// `none_bias`, the score of "none of them" (an out-of-scope query), go through a softmax; the fast
+/// path decides when the best agent's probability reaches `threshold`, and that probability is the
+/// decision's confidence. Agents without keywords (such as a route-only default) take no part.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LinearSettings {
+    /// Probability the best agent needs for a fast-path decision, in (0, 1]. Default 0.9.
+    pub threshold: f32,
+    /// Score of the out-of-scope class. Default 0.0.
+    pub none_bias: f32,
+}
+
+impl Default for LinearSettings {
+    fn default() -> Self {
+        LinearSettings {
+            threshold: 0.9,
+            none_bias: 0.0,
+        }
+    }
 }
 
 impl Default for FastPathSettings {
@@ -178,8 +244,10 @@ pub enum CatalogueError {
         /// The keyword.
         keyword: String,
     },
-    /// A keyword's weight is zero, negative or not finite.
-    #[error("agent {agent:?}: keyword {keyword:?} has weight {weight}; weights must be positive")]
+    /// A keyword's weight is not finite, or (outside the linear form) zero or negative.
+    #[error(
+        "agent {agent:?}: keyword {keyword:?} has weight {weight}; weights must be positive (any finite number with model = \"linear\")"
+    )]
     InvalidWeight {
         /// The agent that lists it.
         agent: String,
@@ -188,7 +256,8 @@ pub enum CatalogueError {
         /// The rejected weight.
         weight: f32,
     },
-    /// The same keyword (after lower-casing and folding whitespace) appears twice.
+    /// The same keyword (after lower-casing and folding whitespace) appears twice: on two agents
+    /// (allowed only in the linear form) or twice on one agent.
     #[error("{}", duplicate_keyword_message(keyword, first, second))]
     DuplicateKeyword {
         /// The keyword, normalised.
@@ -200,7 +269,7 @@ pub enum CatalogueError {
     },
     /// An agent's keyword weights add up to more than [`MAX_AGENT_WEIGHT`].
     #[error(
-        "agent {agent:?}: keyword weights add up to {total:e}, over the limit {MAX_AGENT_WEIGHT:e}"
+        "agent {agent:?}: keyword weights (and bias, in absolute value) add up to {total:e}, over the limit {MAX_AGENT_WEIGHT:e}"
     )]
     WeightsTooLarge {
         /// The agent whose weights are too large.
@@ -208,6 +277,31 @@ pub enum CatalogueError {
         /// The sum of its weights.
         total: f64,
     },
+    /// `model` names no known form.
+    #[error("model {0:?} is not known: use \"linear\" or leave the line out")]
+    UnknownModel(String),
+    /// A setting of one form is used in a file of the other (e.g. `bias` without
+    /// `model = "linear"`, or `margin` with it).
+    #[error("{what} {needs}")]
+    WrongForm {
+        /// The setting, e.g. `agent "cost": bias`.
+        what: String,
+        /// What to do about it.
+        needs: &'static str,
+    },
+    /// A linear-form bias is not finite or too large.
+    #[error(
+        "{what} is {value}; it must be a finite number between -{MAX_LINEAR_WEIGHT:e} and {MAX_LINEAR_WEIGHT:e}"
+    )]
+    InvalidBias {
+        /// `none_bias` or `agent "cost": bias`.
+        what: String,
+        /// The rejected value.
+        value: f32,
+    },
+    /// The linear form's `threshold` is not in (0, 1].
+    #[error("fast_path.threshold is {0}; it must be a probability in (0, 1]")]
+    InvalidProbability(f32),
     /// A `[fast_path]` threshold is negative or not finite.
     #[error("fast_path.{field} is {value}; it must be a finite number >= 0")]
     InvalidThreshold {
@@ -235,7 +329,7 @@ fn duplicate_keyword_message(keyword: &str, first: &str, second: &str) -> String
         format!("agent {first:?} lists keyword {keyword:?} twice: remove one")
     } else {
         format!(
-            "keyword {keyword:?} is listed for both {first:?} and {second:?}: a keyword may belong to one agent only"
+            "keyword {keyword:?} is listed for both {first:?} and {second:?}: a keyword may belong to one agent only (unless the file says model = \"linear\")"
         )
     }
 }
@@ -256,6 +350,12 @@ impl Catalogue {
     pub fn from_toml_str(text: &str) -> Result<Catalogue, CatalogueError> {
         let raw: RawCatalogue = toml::from_str(text)
             .map_err(|e| CatalogueError::Parse(e.to_string().trim().to_owned()))?;
+        let linear = match raw.model.as_deref() {
+            None | Some("additive") => false,
+            Some("linear") => true,
+            Some(other) => return Err(CatalogueError::UnknownModel(other.to_owned())),
+        };
+        let wrong = |what: String, needs| Err(CatalogueError::WrongForm { what, needs });
         let mut builder = CatalogueBuilder::new(raw.default_agent);
         let streaming = raw
             .agents
@@ -263,17 +363,47 @@ impl Catalogue {
             .filter(|a| a.stream)
             .map(|a| a.name.clone())
             .collect();
-        if let Some(fp) = raw.fast_path {
+        let fp = raw.fast_path.unwrap_or_default();
+        if linear {
+            for (name, set) in [("margin", fp.margin), ("min_score", fp.min_score)] {
+                if set.is_some() {
+                    return wrong(
+                        format!("fast_path.{name}"),
+                        "belongs to the additive form: with model = \"linear\" use threshold",
+                    );
+                }
+            }
+            let defaults = LinearSettings::default();
+            builder.linear(LinearSettings {
+                threshold: fp.threshold.unwrap_or(defaults.threshold),
+                none_bias: fp.none_bias.unwrap_or(defaults.none_bias),
+            });
+        } else {
+            for (name, set) in [("threshold", fp.threshold), ("none_bias", fp.none_bias)] {
+                if set.is_some() {
+                    return wrong(
+                        format!("fast_path.{name}"),
+                        "needs model = \"linear\" at the top of the file",
+                    );
+                }
+            }
             builder.fast_path(FastPathSettings {
                 margin: fp.margin.unwrap_or(1.0),
                 min_score: fp.min_score.unwrap_or(1.0),
             });
         }
         for a in raw.agents {
+            if !linear && a.bias.is_some() {
+                return wrong(
+                    format!("agent {:?}: bias", a.name),
+                    "needs model = \"linear\" at the top of the file",
+                );
+            }
             builder.agent(Agent {
                 name: a.name,
                 description: a.description,
                 keywords: a.keywords.into_iter().map(|k| k.0).collect(),
+                bias: a.bias.unwrap_or(0.0),
                 target: a.target,
             });
         }
@@ -321,7 +451,7 @@ impl Catalogue {
         self.agents.iter().position(|a| a.name == name)
     }
 
-    /// The fast path's decision thresholds.
+    /// The additive form's decision thresholds (unused by a linear-form catalogue).
     pub fn fast_path(&self) -> FastPathSettings {
         self.fast_path
     }
@@ -330,6 +460,11 @@ impl Catalogue {
     /// answer as a stream, which a streamed `POST /query` forwards as it comes.
     pub fn streams(&self, agent: &str) -> bool {
         self.streaming.iter().any(|a| a == agent)
+    }
+
+    /// The linear form's decision rule, `None` for an additive-form catalogue.
+    pub fn linear(&self) -> Option<LinearSettings> {
+        self.linear
     }
 
     /// Replaces agents' targets, e.g. from `ROUTER_TARGET_<AGENT>` variables, keyed by agent name;
@@ -347,15 +482,25 @@ impl Catalogue {
     /// Renders the catalogue back to routes-file TOML (used by the `keywords` command).
     pub fn to_toml_string(&self) -> String {
         let mut out = String::new();
+        if self.linear.is_some() {
+            out.push_str("model = \"linear\"\n");
+        }
         out.push_str(&format!(
             "default_agent = {}\n\n",
             toml_str(&self.default_agent().name)
         ));
-        out.push_str(&format!(
-            "[fast_path]\nmargin = {}\nmin_score = {}\n",
-            toml_f32(self.fast_path.margin),
-            toml_f32(self.fast_path.min_score)
-        ));
+        match self.linear {
+            Some(l) => out.push_str(&format!(
+                "[fast_path]\nthreshold = {}\nnone_bias = {}\n",
+                toml_f32(l.threshold),
+                toml_f32(l.none_bias)
+            )),
+            None => out.push_str(&format!(
+                "[fast_path]\nmargin = {}\nmin_score = {}\n",
+                toml_f32(self.fast_path.margin),
+                toml_f32(self.fast_path.min_score)
+            )),
+        }
         for a in &self.agents {
             out.push_str(&format!(
                 "\n[[agents]]\nname = {}\ndescription = {}\n",
@@ -367,6 +512,9 @@ impl Catalogue {
             }
             if self.streams(&a.name) {
                 out.push_str("stream = true\n");
+            }
+            if a.bias != 0.0 {
+                out.push_str(&format!("bias = {}\n", toml_f32(a.bias)));
             }
             out.push_str("keywords = [");
             for (i, k) in a.keywords.iter().enumerate() {
@@ -410,6 +558,7 @@ pub struct CatalogueBuilder {
     default_agent: String,
     agents: Vec<Agent>,
     fast_path: FastPathSettings,
+    linear: Option<LinearSettings>,
 }
 
 impl CatalogueBuilder {
@@ -419,6 +568,7 @@ impl CatalogueBuilder {
             default_agent: default_agent.into(),
             agents: Vec::new(),
             fast_path: FastPathSettings::default(),
+            linear: None,
         }
     }
 
@@ -428,9 +578,15 @@ impl CatalogueBuilder {
         self
     }
 
-    /// Sets the fast-path thresholds.
+    /// Sets the additive form's fast-path thresholds.
     pub fn fast_path(&mut self, settings: FastPathSettings) -> &mut Self {
         self.fast_path = settings;
+        self
+    }
+
+    /// Makes the catalogue a linear-form one, with this decision rule (see [`LinearSettings`]).
+    pub fn linear(&mut self, settings: LinearSettings) -> &mut Self {
+        self.linear = Some(settings);
         self
     }
 
@@ -450,6 +606,13 @@ impl CatalogueBuilder {
             if !value.is_finite() || value < 0.0 {
                 return Err(CatalogueError::InvalidThreshold { field, value });
             }
+        }
+        let linear = self.linear.is_some();
+        if let Some(l) = self.linear {
+            if !(l.threshold > 0.0 && l.threshold <= 1.0) {
+                return Err(CatalogueError::InvalidProbability(l.threshold));
+            }
+            check_bias("none_bias".to_owned(), l.none_bias)?;
         }
         let mut seen_names: HashMap<&str, ()> = HashMap::new();
         // Names with `-` read as `_`: `ROUTER_TARGET_<AGENT>` cannot tell `on-call` from `on_call`.
@@ -490,8 +653,19 @@ impl CatalogueBuilder {
                 }
                 t => t.as_ref().map(|t| t.trim().to_owned()),
             };
+            if !linear && a.bias != 0.0 {
+                return Err(CatalogueError::WrongForm {
+                    what: format!("agent {:?}: bias", a.name),
+                    needs: "needs the linear form (model = \"linear\")",
+                });
+            }
+            check_bias(format!("agent {:?}: bias", a.name), a.bias)?;
+            // In the linear form a keyword may serve several agents, once per agent.
+            if linear {
+                seen_keywords.clear();
+            }
             let mut keywords = Vec::with_capacity(a.keywords.len());
-            let mut total_weight = 0.0f64;
+            let mut total_weight = f64::from(a.bias.abs());
             for (i, k) in a.keywords.iter().enumerate() {
                 let norm = normalize_query(&k.text);
                 if norm.is_empty() {
@@ -506,7 +680,7 @@ impl CatalogueBuilder {
                         keyword: k.text.clone(),
                     });
                 }
-                if !k.weight.is_finite() || k.weight <= 0.0 {
+                if !k.weight.is_finite() || (!linear && k.weight <= 0.0) {
                     return Err(CatalogueError::InvalidWeight {
                         agent: a.name.clone(),
                         keyword: k.text.clone(),
@@ -524,7 +698,7 @@ impl CatalogueBuilder {
                     text: k.text.trim().to_owned(),
                     weight: k.weight,
                 });
-                total_weight += f64::from(k.weight);
+                total_weight += f64::from(k.weight.abs());
             }
             // Finite weights can still add up to an infinite score (found by fuzz/ fastpath).
             if total_weight > f64::from(MAX_AGENT_WEIGHT) {
@@ -537,6 +711,7 @@ impl CatalogueBuilder {
                 name: a.name.clone(),
                 description: description.to_owned(),
                 keywords,
+                bias: a.bias,
                 target,
             });
         }
@@ -549,6 +724,7 @@ impl CatalogueBuilder {
             default_index,
             fast_path: self.fast_path,
             streaming: Vec::new(),
+            linear: self.linear,
         })
     }
 }
@@ -646,6 +822,14 @@ fn locate(text: &str, error: CatalogueError) -> CatalogueError {
     }
 }
 
+fn check_bias(what: String, value: f32) -> Result<(), CatalogueError> {
+    if value.is_finite() && value.abs() <= MAX_LINEAR_WEIGHT {
+        Ok(())
+    } else {
+        Err(CatalogueError::InvalidBias { what, value })
+    }
+}
+
 /// Whether `name` is a valid agent name: 1..=64 bytes of `a-z`, `0-9`, `-`, `_`.
 pub fn valid_agent_name(name: &str) -> bool {
     !name.is_empty()
@@ -658,6 +842,8 @@ pub fn valid_agent_name(name: &str) -> bool {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawCatalogue {
+    #[serde(default)]
+    model: Option<String>,
     default_agent: String,
     #[serde(default)]
     fast_path: Option<RawFastPath>,
@@ -665,11 +851,13 @@ struct RawCatalogue {
     agents: Vec<RawAgent>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawFastPath {
     margin: Option<f32>,
     min_score: Option<f32>,
+    threshold: Option<f32>,
+    none_bias: Option<f32>,
 }
 
 #[derive(Deserialize)]
@@ -679,6 +867,8 @@ struct RawAgent {
     description: String,
     #[serde(default)]
     keywords: Vec<RawKeyword>,
+    #[serde(default)]
+    bias: Option<f32>,
     #[serde(default)]
     target: Option<String>,
     #[serde(default)]
@@ -740,6 +930,7 @@ mod tests {
                     weight: 1.0,
                 })
                 .collect(),
+            bias: 0.0,
             target: None,
         }
     }

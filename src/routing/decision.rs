@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use super::session::Conversation;
 use crate::ports::{LlmError, Usage};
 
 /// Which tier of the cascade decided.
@@ -16,6 +17,8 @@ pub enum RoutingMethod {
     Llm,
     /// No tier decided; the default agent took the query.
     Default,
+    /// The conversation's agent kept the turn (no decisive evidence for another one).
+    Session,
 }
 
 impl RoutingMethod {
@@ -26,6 +29,7 @@ impl RoutingMethod {
             RoutingMethod::Cache => "cache",
             RoutingMethod::Llm => "llm",
             RoutingMethod::Default => "default",
+            RoutingMethod::Session => "session",
         }
     }
 }
@@ -99,6 +103,61 @@ pub struct Decision {
     /// Tokens the LLM call used (`llm` decisions, and fallbacks after an answer).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
+    /// The conversation, when the request carried a `session_id` and sessions are on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session: Option<SessionInfo>,
+}
+
+impl Decision {
+    /// Marks the decision as a turn of conversation `c` (state `continued`).
+    pub(crate) fn in_session(mut self, c: &Conversation<'_>) -> Decision {
+        self.session = Some(SessionInfo {
+            state: SessionStatus::Continued,
+            agent: Some(c.agent.to_owned()),
+            turn: c.turns.saturating_add(1),
+            write_failed: false,
+        });
+        self
+    }
+}
+
+/// The conversation a decision belongs to (the `session` object).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SessionInfo {
+    /// What the router knew of the conversation.
+    pub state: SessionStatus,
+    /// The agent that took the conversation's previous turn (`continued` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    /// This turn's number in the conversation (1 for a first turn; 0 when the store could not
+    /// say).
+    pub turn: u32,
+    /// Whether saving this turn failed (for the logs and metrics; not sent to the client).
+    #[serde(skip)]
+    pub write_failed: bool,
+}
+
+/// What the router knew of a turn's conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionStatus {
+    /// No earlier turn (or the session was idle past its TTL): routed as a first turn.
+    New,
+    /// An earlier turn went to `agent`; the session policy applied.
+    Continued,
+    /// The store did not answer in time or failed: routed without the session (fail open).
+    Unavailable,
+}
+
+impl SessionStatus {
+    /// The wire name, e.g. `"unavailable"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionStatus::New => "new",
+            SessionStatus::Continued => "continued",
+            SessionStatus::Unavailable => "unavailable",
+        }
+    }
 }
 
 impl FallbackReason {

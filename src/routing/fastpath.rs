@@ -5,26 +5,38 @@
 //! leftmost-longest, and each agent scores the sum of its distinct matched keywords' weights.
 //! The fast path decides only when the best agent reaches `min_score` and beats the runner-up by
 //! `margin`; otherwise the query is *unrouted* and goes to the next tier.
+//!
+//! A linear-form catalogue (`model = "linear"`, see [`LinearSettings`]) uses the same automaton and
+//! word boundaries, but every keyword found counts (overlaps are not resolved: the weights were
+//! fitted with every n-gram of the query present), each agent starts from its bias, and the
+//! decision is made on the softmax probability of the best agent against the others and the
+//! out-of-scope class.
 
 use aho_corasick::{AhoCorasick, MatchKind};
 
-use super::catalogue::{Catalogue, CatalogueError, FastPathSettings};
+use super::catalogue::{Catalogue, CatalogueError, FastPathSettings, LinearSettings};
 use super::normalize::{joins_words, normalize_into};
 
 /// The compiled keyword automaton and what each pattern means. Build once per process.
 #[derive(Debug, Clone)]
 pub struct FastPath {
     automaton: AhoCorasick,
+    /// One per distinct normalised keyword text.
     patterns: Vec<Pattern>,
-    agent_count: usize,
+    /// What each pattern means, `patterns[i].entries` indexing into it.
+    entries: Vec<KeywordHit>,
+    /// Each agent's score before any keyword (its bias; 0 in the additive form).
+    biases: Vec<f32>,
+    /// Agents that take part in the linear form's softmax (those with keywords).
+    in_model: Vec<bool>,
     settings: FastPathSettings,
+    linear: Option<LinearSettings>,
 }
 
 #[derive(Debug, Clone)]
 struct Pattern {
-    agent: usize,
-    keyword: usize,
-    weight: f32,
+    /// The (agent, keyword, weight) entries of this text, in file order.
+    entries: std::ops::Range<usize>,
     /// The normalised pattern starts (ends) with a character that joins words, so the query
     /// character before (after) the match must not join with it.
     bounded_start: bool,
@@ -47,7 +59,8 @@ pub struct KeywordHit {
 pub struct Scan {
     /// Kept hits, in query order, each keyword at most once.
     pub hits: Vec<KeywordHit>,
-    /// Score per agent, indexed like [`Catalogue::agents`].
+    /// Score per agent, indexed like [`Catalogue::agents`]: the sum of its hits' weights, plus
+    /// its bias in the linear form.
     pub scores: Vec<f32>,
 }
 
@@ -72,17 +85,19 @@ impl Scan {
 /// The fast path's verdict on a query.
 #[derive(Debug, Clone, PartialEq)]
 pub enum FastOutcome {
-    /// One agent won by the margin.
+    /// One agent won by the margin (linear form: reached the probability threshold).
     Decided {
         /// Index of the winning agent.
         agent: usize,
-        /// The winner's matched keywords (indices into its `keywords`), in query order.
+        /// The winner's matched keywords (indices into its `keywords`), in query order (in the
+        /// linear form, those with a positive weight).
         keywords: Vec<usize>,
         /// The winner's score.
         score: f32,
         /// The best other agent's score.
         runner_up: f32,
-        /// 0..1: the winner's share of the evidence, discounted when the evidence is thin.
+        /// 0..1. Linear form: the winner's calibrated probability. Additive form: the winner's
+        /// share of the evidence, discounted when the evidence is thin.
         confidence: f32,
     },
     /// No keyword matched, or no agent won clearly.
@@ -105,6 +120,8 @@ pub enum Unrouted {
     BelowMinScore,
     /// The best agent does not beat the runner-up by `margin` (or ties it).
     Ambiguous,
+    /// Linear form: the best agent's probability is below `threshold`.
+    LowConfidence,
 }
 
 impl Unrouted {
@@ -114,6 +131,7 @@ impl Unrouted {
             Unrouted::NoKeywordMatch => "no_keyword_match",
             Unrouted::BelowMinScore => "below_min_score",
             Unrouted::Ambiguous => "ambiguous",
+            Unrouted::LowConfidence => "low_confidence",
         }
     }
 }
@@ -127,37 +145,66 @@ impl std::fmt::Display for Unrouted {
 impl FastPath {
     /// Compiles the automaton for a validated catalogue.
     pub fn new(catalogue: &Catalogue) -> Result<FastPath, CatalogueError> {
-        let mut texts = Vec::new();
-        let mut patterns = Vec::new();
+        // Group the entries by normalised text: one pattern per text (in the linear form a text
+        // may carry weights for several agents), first appearance order.
+        let mut by_text: std::collections::HashMap<String, usize> = Default::default();
+        let mut texts: Vec<String> = Vec::new();
+        let mut grouped: Vec<Vec<KeywordHit>> = Vec::new();
         let mut buf = String::new();
         for (agent, a) in catalogue.agents().iter().enumerate() {
             for (keyword, k) in a.keywords.iter().enumerate() {
                 normalize_into(&k.text, &mut buf);
-                let bounded_start = buf.chars().next().is_some_and(joins_words);
-                let bounded_end = buf.chars().next_back().is_some_and(joins_words);
-                texts.push(buf.clone());
-                patterns.push(Pattern {
+                let id = *by_text.entry(buf.clone()).or_insert_with(|| {
+                    texts.push(buf.clone());
+                    grouped.push(Vec::new());
+                    texts.len() - 1
+                });
+                grouped[id].push(KeywordHit {
                     agent,
                     keyword,
                     weight: k.weight,
-                    bounded_start,
-                    bounded_end,
                 });
             }
         }
+        let mut entries = Vec::new();
+        let patterns = texts
+            .iter()
+            .zip(grouped)
+            .map(|(text, group)| {
+                let start = entries.len();
+                entries.extend(group);
+                Pattern {
+                    entries: start..entries.len(),
+                    bounded_start: text.chars().next().is_some_and(joins_words),
+                    bounded_end: text.chars().next_back().is_some_and(joins_words),
+                }
+            })
+            .collect();
         let automaton = AhoCorasick::builder()
             .match_kind(MatchKind::Standard)
             .build(&texts)
             .map_err(|e| CatalogueError::Automaton(e.to_string()))?;
+        let linear = catalogue.linear();
         Ok(FastPath {
             automaton,
             patterns,
-            agent_count: catalogue.agents().len(),
+            entries,
+            biases: catalogue
+                .agents()
+                .iter()
+                .map(|a| if linear.is_some() { a.bias } else { 0.0 })
+                .collect(),
+            in_model: catalogue
+                .agents()
+                .iter()
+                .map(|a| !a.keywords.is_empty())
+                .collect(),
             settings: catalogue.fast_path(),
+            linear,
         })
     }
 
-    /// Number of keyword patterns in the automaton.
+    /// Number of distinct keyword patterns in the automaton.
     pub fn pattern_count(&self) -> usize {
         self.patterns.len()
     }
@@ -185,29 +232,99 @@ impl FastPath {
         }
         // Leftmost-longest: earliest start first, the longer match first on a tie, then file order.
         found.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)).then(a.2.cmp(&b.2)));
-        let mut scores = vec![0.0f32; self.agent_count];
+        let mut scores = self.biases.clone();
         let mut hits: Vec<KeywordHit> = Vec::new();
+        let mut counted: Vec<usize> = Vec::new();
         let mut covered_to = 0;
         for (start, end, pid) in found {
-            if start < covered_to {
-                continue;
+            // The additive form resolves overlaps; in the linear form every match counts.
+            if self.linear.is_none() {
+                if start < covered_to {
+                    continue;
+                }
+                covered_to = end;
             }
-            covered_to = end;
-            let p = &self.patterns[pid];
-            if hits
-                .iter()
-                .any(|h| h.agent == p.agent && h.keyword == p.keyword)
-            {
+            if counted.contains(&pid) {
                 continue; // a keyword counts once, however often it is repeated
             }
-            scores[p.agent] += p.weight;
-            hits.push(KeywordHit {
-                agent: p.agent,
-                keyword: p.keyword,
-                weight: p.weight,
-            });
+            counted.push(pid);
+            for h in &self.entries[self.patterns[pid].entries.clone()] {
+                scores[h.agent] += h.weight;
+                hits.push(*h);
+            }
         }
         Scan { hits, scores }
+    }
+
+    /// How much evidence `scan` holds for `agent`, as a share of what a decision needs, so 1 or
+    /// more reaches the bar on its own; 0 when no keyword speaks for it. Additive form: its score
+    /// over `min_score` (any positive score is 1 when `min_score` is 0). Linear form: its softmax
+    /// probability over `threshold`, counted only when a keyword with a positive weight for it
+    /// matched (a bias alone is no evidence). Used by the session policy.
+    pub fn strength(&self, scan: &Scan, agent: usize) -> f32 {
+        let score = scan.scores.get(agent).copied().unwrap_or(0.0);
+        match self.linear {
+            Some(linear) => {
+                let spoken_for = scan.hits.iter().any(|h| h.agent == agent && h.weight > 0.0);
+                if !spoken_for || !self.in_model.get(agent).copied().unwrap_or(false) {
+                    return 0.0;
+                }
+                // Softmax share of `agent` against the agents in the model and "none".
+                let top = scan
+                    .scores
+                    .iter()
+                    .zip(&self.in_model)
+                    .filter(|(_, m)| **m)
+                    .map(|(s, _)| f64::from(*s))
+                    .fold(f64::from(linear.none_bias), f64::max);
+                let mut sum = (f64::from(linear.none_bias) - top).exp();
+                for (s, m) in scan.scores.iter().zip(&self.in_model) {
+                    if *m {
+                        sum += (f64::from(*s) - top).exp();
+                    }
+                }
+                let p = (f64::from(score) - top).exp() / sum;
+                (p / f64::from(linear.threshold.max(f32::MIN_POSITIVE))) as f32
+            }
+            None if score <= 0.0 => 0.0,
+            None if self.settings.min_score > 0.0 => score / self.settings.min_score,
+            None => 1.0,
+        }
+    }
+
+    /// Linear form: the best agent of a scan (on a tie, the first in file order), its softmax
+    /// probability against the other agents with keywords and the out-of-scope class, and
+    /// whether another agent ties it. `None` for an additive-form catalogue or when no agent
+    /// has keywords.
+    pub fn probability(&self, scan: &Scan) -> Option<(usize, f32, bool)> {
+        let linear = self.linear?;
+        let mut best: Option<usize> = None;
+        let mut tie = false;
+        for (i, &s) in scan.scores.iter().enumerate() {
+            if !self.in_model[i] {
+                continue;
+            }
+            match best {
+                Some(b) if s < scan.scores[b] => {}
+                Some(b) if s == scan.scores[b] => tie = true,
+                _ => {
+                    best = Some(i);
+                    tie = false;
+                }
+            }
+        }
+        let best = best?;
+        // Scores are finite and bounded by validation; subtracting the largest keeps every
+        // exponent at or below 0, so the sum is at least 1 and never overflows.
+        let top = f64::from(scan.scores[best]).max(f64::from(linear.none_bias));
+        let mut sum = (f64::from(linear.none_bias) - top).exp();
+        for (i, &s) in scan.scores.iter().enumerate() {
+            if self.in_model[i] {
+                sum += (f64::from(s) - top).exp();
+            }
+        }
+        let p = (f64::from(scan.scores[best]) - top).exp() / sum;
+        Some((best, p as f32, tie))
     }
 
     /// Scans `query` and applies the margin rule.
@@ -216,8 +333,12 @@ impl FastPath {
         self.judge(&scan)
     }
 
-    /// Applies the margin rule to a scan.
+    /// Applies the decision rule to a scan: the margin rule, or in the linear form the
+    /// probability threshold.
     pub fn judge(&self, scan: &Scan) -> FastOutcome {
+        if let Some(linear) = self.linear {
+            return self.judge_linear(scan, linear);
+        }
         let (best, best_score, runner_up) = scan.leaders();
         let unrouted = |why| FastOutcome::Unrouted {
             why,
@@ -248,6 +369,55 @@ impl FastPath {
             score: best_score,
             runner_up,
             confidence: (share * strength).clamp(0.0, 1.0),
+        }
+    }
+
+    fn judge_linear(&self, scan: &Scan, linear: LinearSettings) -> FastOutcome {
+        let Some((best, p, tie)) = self.probability(scan) else {
+            return FastOutcome::Unrouted {
+                why: Unrouted::NoKeywordMatch,
+                best: 0.0,
+                runner_up: 0.0,
+            };
+        };
+        let best_score = scan.scores[best];
+        let runner_up = scan
+            .scores
+            .iter()
+            .enumerate()
+            .filter(|&(i, _)| i != best && self.in_model[i])
+            .map(|(_, &s)| s)
+            .fold(f32::NEG_INFINITY, f32::max);
+        let runner_up = if runner_up.is_finite() {
+            runner_up
+        } else {
+            linear.none_bias
+        };
+        let unrouted = |why| FastOutcome::Unrouted {
+            why,
+            best: best_score,
+            runner_up,
+        };
+        if scan.hits.is_empty() {
+            return unrouted(Unrouted::NoKeywordMatch);
+        }
+        if tie {
+            return unrouted(Unrouted::Ambiguous);
+        }
+        if p < linear.threshold {
+            return unrouted(Unrouted::LowConfidence);
+        }
+        FastOutcome::Decided {
+            agent: best,
+            keywords: scan
+                .hits
+                .iter()
+                .filter(|h| h.agent == best && h.weight > 0.0)
+                .map(|h| h.keyword)
+                .collect(),
+            score: best_score,
+            runner_up,
+            confidence: p.clamp(0.0, 1.0),
         }
     }
 }

@@ -10,6 +10,7 @@
 //! | decision cache | `cache.rs` | tier 2: LLM decisions reused for a TTL |
 //! | prompt | `prompt.rs` | tier 3's policy: the system prompt and the answer allow-list |
 //! | [`Router`] | `cascade.rs` | the cascade, tier by tier, into a [`Decision`] |
+//! | [`SessionPolicy`] | `session.rs` | conversations: when a turn stays with its agent |
 //! | [`Decision`] | `decision.rs` | what the router answers, and why |
 
 mod cache;
@@ -19,17 +20,20 @@ mod decision;
 mod fastpath;
 mod normalize;
 mod prompt;
+mod session;
 
 pub use cascade::{LlmSettings, Router};
 pub use catalogue::{
     Agent, Catalogue, CatalogueBuilder, CatalogueError, DEFAULT_ROUTES_TOML, FastPathSettings,
-    Keyword, MAX_AGENT_NAME_LEN, MAX_AGENT_WEIGHT,
+    Keyword, LinearSettings, MAX_AGENT_NAME_LEN, MAX_AGENT_WEIGHT, MAX_LINEAR_WEIGHT,
 };
-pub use decision::{Decision, FallbackReason, RoutingMethod, Timings};
+pub use decision::{Decision, FallbackReason, RoutingMethod, SessionInfo, SessionStatus, Timings};
 pub use fastpath::{FastOutcome, FastPath, KeywordHit, Scan, Unrouted};
 pub use normalize::normalize_query;
 pub use prompt::{DEFAULT_SYSTEM_PROMPT, MAX_PROMPT_WORDS, PromptError, render_system_prompt};
+pub use session::{Conversation, SessionPolicy};
 
 pub(crate) use cascade::{micros, one_line};
 pub(crate) use catalogue::valid_agent_name;
 pub(crate) use normalize::{is_word_char, normalize_into, truncate_bytes};
+pub(crate) use session::Turn;

@@ -7,12 +7,15 @@
 //! - [`mod@eval`] runs only the fast path of a catalogue over the examples and reports coverage,
 //!   precision, per-agent figures, confusions, the share of queries left to the LLM and what those
 //!   calls would cost ([`eval::evaluate`], the `eval` command);
-//! - [`mod@mine`] learns discriminative keywords and phrases per agent from the examples and writes a
-//!   complete routes file, with fast-path thresholds chosen by cross-validation on the examples
-//!   themselves ([`mine::mine`], the `keywords` command).
+//! - [`mod@mine`] fits a linear fast-path model (signed keyword weights for several agents,
+//!   per-agent biases) to the examples and writes a complete linear-form routes file, calibrated
+//!   and thresholded by cross-validation on the examples themselves ([`mine::mine`], the
+//!   `keywords` command);
+//! - [`mod@eval`] also reports how well the fast path's confidence is calibrated.
 //!
 //! Nothing here touches the network.
 
+pub mod conversations;
 pub mod eval;
 pub mod mine;
 pub mod thresholds;
@@ -36,6 +39,9 @@ pub struct Example {
     pub query: String,
     /// The agent that should take it, or `None` for an out-of-scope query (label `none`).
     pub agent: Option<String>,
+    /// The conversation it belongs to (`session_id` in the file): lines that carry one are, in
+    /// file order, the turns of their conversation.
+    pub session_id: Option<String>,
 }
 
 impl Example {
@@ -44,6 +50,7 @@ impl Example {
         Example {
             query: query.into(),
             agent: Some(agent.into()),
+            session_id: None,
         }
     }
 
@@ -52,6 +59,7 @@ impl Example {
         Example {
             query: query.into(),
             agent: None,
+            session_id: None,
         }
     }
 }
@@ -121,6 +129,8 @@ pub enum TuneError {
 struct RawExample {
     query: String,
     agent: String,
+    #[serde(default)]
+    session_id: Option<String>,
 }
 
 /// Parses labelled JSON-lines text; `path` is used in error messages only. Blank lines are
@@ -155,6 +165,7 @@ pub fn parse_examples(text: &str, path: &str) -> Result<Vec<Example>, TuneError>
             } else {
                 Some(label.to_owned())
             },
+            session_id: raw.session_id.filter(|s| !s.trim().is_empty()),
         });
     }
     if out.is_empty() {
@@ -250,6 +261,7 @@ pub fn eval_command(
         })?;
     let examples = load_examples(data)?;
     let report = evaluate(&catalogue, &examples, options)?;
+    let turns = conversations::evaluate_turns(&catalogue, &examples, &options.session_policy)?;
     let mut warnings = Vec::new();
     if json {
         if !report.unknown_labels.is_empty() {
@@ -260,16 +272,27 @@ pub fn eval_command(
                 labels.join(", ")
             ));
         }
-        let text = serde_json::to_string(&report).map_err(|e| TuneError::Option(e.to_string()))?;
-        Ok((text + "\n", warnings))
+        let mut value =
+            serde_json::to_value(&report).map_err(|e| TuneError::Option(e.to_string()))?;
+        if let (Some(turns), Some(map)) = (&turns, value.as_object_mut()) {
+            let turns =
+                serde_json::to_value(turns).map_err(|e| TuneError::Option(e.to_string()))?;
+            map.insert("turns".to_owned(), turns);
+        }
+        Ok((value.to_string() + "\n", warnings))
     } else {
-        Ok((report.to_text(), warnings))
+        let mut text = report.to_text();
+        if let Some(turns) = &turns {
+            text.push('\n');
+            text.push_str(&turns.to_text());
+        }
+        Ok((text, warnings))
     }
 }
 
 /// The `keywords` command: mines a routes file from the labelled file at `data`. Returns the
 /// routes file's text (already checked to load with [`Catalogue::from_toml_str`]) and the report
-/// lines for stderr (hold-out figures and dropped collisions).
+/// lines for stderr (hold-out figures and keywords per agent).
 ///
 /// [`Catalogue::from_toml_str`]: crate::routing::Catalogue::from_toml_str
 pub fn keywords_command(

@@ -1,9 +1,11 @@
-//! The fast path's two thresholds, `margin` and `min_score`, measured over scored queries.
+//! The fast path's thresholds measured over scored queries: the additive form's `margin` and
+//! `min_score` ([`Scored`], [`sweep`], [`best_pair`]) and the linear form's probability
+//! `threshold` ([`Judged`], [`best_threshold`]).
 //!
 //! Both tuning commands need the same thing: the fast-path scores of labelled queries, and what
-//! every pair of thresholds on a grid would do with them. `keywords` picks its pair from its
+//! every threshold on a grid would do with them. `keywords` picks its threshold from its
 //! cross-validation hold-out ([`mod@crate::tune::mine`]); `eval` reports, for a few precision
-//! targets, the pair that would cover most of the evaluated set ([`mod@crate::tune::eval`]).
+//! targets, the threshold that would cover most of the evaluated set ([`mod@crate::tune::eval`]).
 
 use crate::routing::{FastPathSettings, Scan};
 
@@ -199,6 +201,69 @@ pub fn best_pair(
     best
 }
 
+/// Step of the grid the linear form's `threshold` is chosen from (0.5 to 1).
+pub const PROBABILITY_STEP: f32 = 0.005;
+
+/// One labelled query as the linear form's threshold sees it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Judged {
+    /// Labelled with an agent (else out of scope).
+    pub in_scope: bool,
+    /// The most probable agent is the labelled one.
+    pub right: bool,
+    /// A keyword matched and no other agent ties the best one: some threshold decides it.
+    pub decidable: bool,
+    /// The best agent's probability.
+    pub confidence: f32,
+}
+
+impl Judged {
+    /// Whether the fast path decides this query at `threshold` (the rule of
+    /// [`crate::routing::FastPath::judge`] in the linear form).
+    pub fn decided(&self, threshold: f32) -> bool {
+        self.decidable && self.confidence >= threshold
+    }
+}
+
+/// What `threshold` does to a set of judged queries.
+pub fn tally_at(judged: &[Judged], threshold: f32) -> Tally {
+    let mut t = Tally::default();
+    for j in judged {
+        let as_scored = Scored {
+            in_scope: j.in_scope,
+            right: j.right,
+            matched: j.decidable,
+            score: 0.0,
+            runner_up: 0.0,
+        };
+        t.count(&as_scored, j.decided(threshold));
+    }
+    t
+}
+
+/// The thresholds on the grid (steps of [`PROBABILITY_STEP`] from 0.5 to 1), lowest first.
+pub fn probability_grid() -> impl Iterator<Item = f32> {
+    let steps = (0.5 / PROBABILITY_STEP).round() as u32;
+    (0..=steps).map(move |i| 0.5 + i as f32 * PROBABILITY_STEP)
+}
+
+/// The lowest threshold on the grid (the one that decides most) whose precision is at least
+/// `min_precision` and whose out-of-scope take rate is at most `max_oos_rate` (ignored when there
+/// is no out-of-scope query). `None` when no threshold that decides anything qualifies.
+pub fn best_threshold(
+    judged: &[Judged],
+    min_precision: f64,
+    max_oos_rate: f64,
+) -> Option<(f32, Tally)> {
+    probability_grid().find_map(|threshold| {
+        let t = tally_at(judged, threshold);
+        let ok = t.decided > 0
+            && t.precision() >= min_precision
+            && (t.out_of_scope == 0 || t.oos_rate() <= max_oos_rate);
+        ok.then_some((threshold, t))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -254,6 +319,35 @@ mod tests {
         }
         let none = [s(true, false, 1.0, 0.0)];
         assert_eq!(best_pair(&none, 0.99, 1.0), None);
+    }
+
+    #[test]
+    fn best_threshold_table() {
+        let j = |in_scope, right, confidence| Judged {
+            in_scope,
+            right,
+            decidable: true,
+            confidence,
+        };
+        let judged = [
+            j(true, true, 0.99),
+            j(true, true, 0.9),
+            j(true, false, 0.8),
+            j(false, false, 0.95),
+        ];
+        // Precision 1 needs a threshold above 0.8; no out-of-scope query needs one above 0.95.
+        let cases = [
+            (1.0, 1.0, Some((2, 1))),
+            (1.0, 0.0, Some((1, 0))),
+            (0.6, 1.0, Some((3, 1))),
+        ];
+        for (min_precision, max_oos, want) in cases {
+            let got = best_threshold(&judged, min_precision, max_oos)
+                .map(|(_, t)| (t.decided, t.oos_taken));
+            assert_eq!(got, want, "precision {min_precision}, oos {max_oos}");
+        }
+        let (threshold, _) = best_threshold(&judged, 1.0, 0.0).unwrap();
+        assert!(threshold > 0.95 && threshold <= 0.99, "{threshold}");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses part of this module
 
 pub mod bedrock_double;
+pub mod dynalite;
 pub mod lambda_double;
 pub mod lambda_stream_double;
 pub mod schema;

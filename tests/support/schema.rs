@@ -1,6 +1,6 @@
 //! A checker for the JSON Schema subset openapi.yaml uses (`$ref`, `allOf`, `type`, `nullable`,
 //! `enum`, `properties`, `required`, `items`, `minimum`, `maximum`, `minLength`, `maxLength`, and
-//! `pattern` as one negated character class). It refuses any other keyword rather than ignore
+//! `pattern` as one character class: `[^...]` or `^[...]+$`). It refuses any other keyword rather than ignore
 //! it ([`assert_understood`]), and reads objects closed: a property the schema does not declare
 //! is an error.
 
@@ -249,13 +249,29 @@ pub fn assert_understood(schema: &Value, at: &str) {
     }
 }
 
-/// The characters a pattern of the one form the spec uses, `[^...]`, excludes (inclusive ranges):
-/// the pattern matches a string holding any other character.
+/// The characters a pattern of the form `[^...]` excludes (inclusive ranges): the pattern matches
+/// a string holding any other character.
 pub fn negated_class(pattern: &str) -> Vec<(char, char)> {
     let inner = pattern
         .strip_prefix("[^")
         .and_then(|p| p.strip_suffix(']'))
-        .unwrap_or_else(|| panic!("the checker implements only [^...] patterns: {pattern}"));
+        .unwrap_or_else(|| panic!("not a [^...] pattern: {pattern}"));
+    class_ranges(inner, pattern)
+}
+
+/// The characters a pattern of the form `^[...]+$` allows (inclusive ranges): the pattern
+/// matches a non-empty string made only of them.
+pub fn anchored_class(pattern: &str) -> Vec<(char, char)> {
+    let inner = pattern
+        .strip_prefix("^[")
+        .and_then(|p| p.strip_suffix("]+$"))
+        .unwrap_or_else(|| panic!("not a ^[...]+$ pattern: {pattern}"));
+    class_ranges(inner, pattern)
+}
+
+/// The ranges of a character class's inside (`a-z`, single characters, `\t \n \f \r \xHH
+/// \uHHHH` escapes).
+fn class_ranges(inner: &str, pattern: &str) -> Vec<(char, char)> {
     let mut chars = inner.chars().peekable();
     let atom = |chars: &mut std::iter::Peekable<std::str::Chars<'_>>| -> char {
         let c = chars.next().unwrap();
@@ -294,8 +310,16 @@ pub fn negated_class(pattern: &str) -> Vec<(char, char)> {
     ranges
 }
 
+/// Whether `text` matches `pattern`, one of the two forms the spec uses: `[^...]` (holds a
+/// character outside the class) or `^[...]+$` (only characters of the class, at least one).
 pub fn pattern_matches(pattern: &str, text: &str) -> bool {
-    let excluded = negated_class(pattern);
-    text.chars()
-        .any(|c| !excluded.iter().any(|&(lo, hi)| (lo..=hi).contains(&c)))
+    let within =
+        |ranges: &[(char, char)], c: char| ranges.iter().any(|&(lo, hi)| (lo..=hi).contains(&c));
+    if pattern.starts_with("[^") {
+        let excluded = negated_class(pattern);
+        text.chars().any(|c| !within(&excluded, c))
+    } else {
+        let allowed = anchored_class(pattern);
+        !text.is_empty() && text.chars().all(|c| within(&allowed, c))
+    }
 }

@@ -1,0 +1,245 @@
+//! The linear form of the routes file (`model = "linear"`): what it allows, what it still
+//! refuses, and how the fast path decides with it.
+
+use agent_router::routing::{FastOutcome, FastPath, Unrouted};
+use agent_router::{Catalogue, CatalogueError};
+
+/// "logs" is evidence for monitoring and against cost, unless "costing" is there too.
+const LOGS_AND_COSTING: &str = r#"
+model = "linear"
+default_agent = "general"
+
+[fast_path]
+threshold = 0.8
+none_bias = 0.0
+
+[[agents]]
+name = "cost"
+description = "Spend, bills and budgets."
+bias = -1.0
+keywords = ["cost", { phrase = "costing", weight = 5.0 }, { phrase = "logs", weight = -2.0 }]
+
+[[agents]]
+name = "monitoring"
+description = "Logs, metrics and alarms."
+bias = -1.0
+keywords = [{ phrase = "logs", weight = 4.0 }, "alarm"]
+
+[[agents]]
+name = "general"
+description = "Anything else."
+"#;
+
+fn fast() -> (Catalogue, FastPath) {
+    let c = Catalogue::from_toml_str(LOGS_AND_COSTING).expect("linear file loads");
+    let f = FastPath::new(&c).expect("automaton");
+    (c, f)
+}
+
+#[test]
+fn a_keyword_can_weigh_on_several_agents_and_negatively() {
+    let (c, fast) = fast();
+    let cost = c.index_of("cost").unwrap();
+    let monitoring = c.index_of("monitoring").unwrap();
+    // "logs" counts for both agents: -2 for cost, +4 for monitoring, on top of the biases.
+    let scan = fast.scan("show me the logs");
+    assert_eq!(scan.scores[cost], -3.0);
+    assert_eq!(scan.scores[monitoring], 3.0);
+    match fast.judge(&scan) {
+        FastOutcome::Decided {
+            agent,
+            keywords,
+            confidence,
+            ..
+        } => {
+            assert_eq!(agent, monitoring);
+            assert_eq!(keywords, vec![0]);
+            // softmax over (cost -3, monitoring 3, none 0)
+            let want = 3f64.exp() / (3f64.exp() + (-3f64).exp() + 1.0);
+            assert!((f64::from(confidence) - want).abs() < 1e-6, "{confidence}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // "costing logs": cost -1 + 5 - 2 = 2 against monitoring 3: not sure enough either way.
+    let scan = fast.scan("costing logs");
+    assert_eq!(scan.scores[cost], 2.0);
+    assert!(matches!(
+        fast.judge(&scan),
+        FastOutcome::Unrouted {
+            why: Unrouted::LowConfidence,
+            ..
+        }
+    ));
+    // "costing" alone: cost 4 against none 0 and monitoring -1.
+    assert!(matches!(
+        fast.decide("the costing of my account"),
+        FastOutcome::Decided { agent, .. } if agent == cost
+    ));
+    // No keyword: never decided on biases alone.
+    assert!(matches!(
+        fast.decide("hello there"),
+        FastOutcome::Unrouted {
+            why: Unrouted::NoKeywordMatch,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn overlapping_keywords_all_count_in_the_linear_form() {
+    let text = r#"
+model = "linear"
+default_agent = "general"
+[[agents]]
+name = "cards"
+description = "Cards."
+keywords = [{ phrase = "credit card", weight = 1.5 }, { phrase = "card", weight = 1.0 }]
+[[agents]]
+name = "general"
+description = "Anything else."
+"#;
+    let c = Catalogue::from_toml_str(text).unwrap();
+    let scan = FastPath::new(&c).unwrap().scan("my credit card card");
+    assert_eq!(scan.scores[0], 2.5, "each keyword once, overlaps included");
+    assert_eq!(scan.hits.len(), 2);
+}
+
+#[test]
+fn linear_files_round_trip() {
+    let (c, _) = fast();
+    let again = Catalogue::from_toml_str(&c.to_toml_string()).expect("rendered file loads");
+    assert_eq!(again.agents(), c.agents());
+    assert_eq!(again.linear(), c.linear());
+    assert!(c.to_toml_string().starts_with("model = \"linear\"\n"));
+}
+
+#[test]
+fn linear_form_errors_table() {
+    let file = |model: &str, fast_path: &str, cost: &str| {
+        format!(
+            "{model}default_agent = \"general\"\n[fast_path]\n{fast_path}\n\
+             [[agents]]\nname = \"cost\"\ndescription = \"d\"\n{cost}\n\
+             [[agents]]\nname = \"monitoring\"\ndescription = \"d\"\nkeywords = [\"logs\"]\n\
+             [[agents]]\nname = \"general\"\ndescription = \"d\"\n"
+        )
+    };
+    let linear = "model = \"linear\"\n";
+    type Check = fn(&CatalogueError) -> bool;
+    let cases: Vec<(String, Check, &str)> = vec![
+        // Without the switch, today's rules hold.
+        (
+            file("", "", "keywords = [\"logs\"]"),
+            |e| matches!(e, CatalogueError::DuplicateKeyword { .. }),
+            "one agent only",
+        ),
+        (
+            file("", "", "keywords = [{ phrase = \"x\", weight = -1.0 }]"),
+            |e| matches!(e, CatalogueError::InvalidWeight { .. }),
+            "must be positive",
+        ),
+        (
+            file("", "", "bias = 1.0\nkeywords = [\"x\"]"),
+            |e| matches!(e, CatalogueError::WrongForm { .. }),
+            "model = \"linear\"",
+        ),
+        (
+            file("", "threshold = 0.9", "keywords = [\"x\"]"),
+            |e| matches!(e, CatalogueError::WrongForm { .. }),
+            "fast_path.threshold",
+        ),
+        // With it, the additive thresholds are refused and the new numbers checked.
+        (
+            file(linear, "margin = 1.0", "keywords = [\"x\"]"),
+            |e| matches!(e, CatalogueError::WrongForm { .. }),
+            "fast_path.margin",
+        ),
+        (
+            file("model = \"quadratic\"\n", "", "keywords = [\"x\"]"),
+            |e| matches!(e, CatalogueError::UnknownModel(_)),
+            "quadratic",
+        ),
+        (
+            file(linear, "threshold = 0.0", "keywords = [\"x\"]"),
+            |e| matches!(e, CatalogueError::InvalidProbability(_)),
+            "(0, 1]",
+        ),
+        (
+            file(linear, "threshold = 1.5", "keywords = [\"x\"]"),
+            |e| matches!(e, CatalogueError::InvalidProbability(_)),
+            "(0, 1]",
+        ),
+        (
+            file(linear, "none_bias = nan", "keywords = [\"x\"]"),
+            |e| matches!(e, CatalogueError::InvalidBias { .. }),
+            "none_bias",
+        ),
+        (
+            file(linear, "", "bias = inf\nkeywords = [\"x\"]"),
+            |e| matches!(e, CatalogueError::InvalidBias { .. }),
+            "bias",
+        ),
+        (
+            file(linear, "", "keywords = [{ phrase = \"x\", weight = -inf }]"),
+            |e| matches!(e, CatalogueError::InvalidWeight { .. }),
+            "\"x\"",
+        ),
+        (
+            file(linear, "", "keywords = [\"x\", \"X\"]"),
+            |e| matches!(e, CatalogueError::DuplicateKeyword { .. }),
+            "twice",
+        ),
+        // Finite weights that add up past the limit, negative ones included.
+        (
+            file(
+                linear,
+                "",
+                "keywords = [{ phrase = \"x\", weight = -3e38 }, { phrase = \"y\", weight = 3e38 }]",
+            ),
+            |e| matches!(e, CatalogueError::WeightsTooLarge { .. }),
+            "add up",
+        ),
+    ];
+    for (text, check, needle) in cases {
+        let err = Catalogue::from_toml_str(&text).expect_err(&text);
+        assert!(check(err.kind()), "{text}\nunexpected error {err:?}");
+        let msg = err.to_string();
+        assert!(msg.contains(needle), "{msg:?} should contain {needle:?}");
+    }
+    // The same keyword on two agents, with the switch, is fine.
+    Catalogue::from_toml_str(&file(linear, "", "keywords = [\"logs\"]")).expect("linear");
+}
+
+#[test]
+fn probabilities_stay_finite_at_the_weight_limit() {
+    let text = r#"
+model = "linear"
+default_agent = "general"
+[fast_path]
+none_bias = -8e37
+[[agents]]
+name = "a"
+description = "d"
+bias = 4e37
+keywords = [{ phrase = "x", weight = 4e37 }]
+[[agents]]
+name = "b"
+description = "d"
+bias = -4e37
+keywords = [{ phrase = "x", weight = -4e37 }]
+[[agents]]
+name = "general"
+description = "d"
+"#;
+    let c = Catalogue::from_toml_str(text).expect("at the limit");
+    let fast = FastPath::new(&c).unwrap();
+    for q in ["x", "y x"] {
+        match fast.decide(q) {
+            FastOutcome::Decided {
+                confidence, score, ..
+            } => {
+                assert!(score.is_finite() && (0.0..=1.0).contains(&confidence));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
