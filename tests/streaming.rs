@@ -20,6 +20,7 @@ use agent_router::dispatch::Dispatcher;
 use agent_router::ports::{ChannelInvoker, Completion, Invoker, StreamCall};
 use agent_router::routing::DEFAULT_ROUTES_TOML;
 use agent_router::{Catalogue, Router};
+use serde_json::json;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 const COST_QUERY: &str = r#"{"query": "What are my AWS costs?", "session_id": "s-1"}"#;
@@ -381,4 +382,47 @@ async fn agents_that_do_not_stream_come_as_one_chunk_and_no_opt_in_is_todays_jso
     let answer: serde_json::Value = serde_json::from_slice(&answer).unwrap();
     assert_eq!(answer["dispatched"], true);
     assert_eq!(answer["result"]["echo"]["routing"]["agent"], "security");
+}
+
+#[tokio::test]
+async fn streamed_turns_are_saved_in_their_conversation() {
+    use agent_router::ports::MemorySessionStore;
+    use agent_router::sessions::Sessions;
+    let (invoker, mut calls) = ChannelInvoker::new(1);
+    let dispatcher = Dispatcher::new(Arc::new(invoker), Duration::from_secs(25), Duration::ZERO);
+    let api = Api::new(Arc::new(Router::new(catalogue(&[])).unwrap()))
+        .with_dispatcher(Arc::new(dispatcher))
+        .with_sessions(Sessions::new(
+            Arc::new(MemorySessionStore::new(10)),
+            Duration::from_millis(50),
+            Duration::from_secs(1800),
+            false,
+        ));
+    let listener = agent_router::api::bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(agent_router::api::serve(
+        Arc::new(api),
+        listener,
+        std::future::pending(),
+    ));
+    for (query, method, state) in [
+        ("What is my bill?", "fast", "new"),
+        ("and last month?", "session", "continued"),
+    ] {
+        let body = json!({"query": query, "session_id": "s-stream"}).to_string();
+        let mut client = SseClient::post(addr, "/query", &body, "text/event-stream").await;
+        let d = client.next_event_within(SOON).await.unwrap().json();
+        assert_eq!(
+            (d["agent"].as_str(), d["routing_method"].as_str()),
+            (Some("cost"), Some(method))
+        );
+        assert_eq!(d["session"]["state"], state, "{d}");
+        let call = calls.recv().await.unwrap();
+        call.sender.chunk("ok").await.unwrap();
+        call.sender.complete(Completion::default()).await.unwrap();
+        let names: Vec<_> = client.rest().await.into_iter().map(|e| e.name).collect();
+        assert_eq!(names, ["chunk", "done"]);
+    }
 }
