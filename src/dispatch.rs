@@ -9,10 +9,11 @@
 
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::ports::{Invocation, InvokeError, Invoker};
+use crate::ports::{Completion, Invocation, InvocationStream, InvokeError, Invoker, StreamItem};
 use crate::routing::{Decision, RoutingMethod, micros, truncate_bytes};
 
 /// Default time an agent gets to answer.
@@ -135,44 +136,15 @@ impl Dispatcher {
         payload: Vec<u8>,
         remaining: Option<Duration>,
     ) -> Result<Dispatched, DispatchError> {
-        let timeout = match remaining {
-            Some(r) => self.timeout.min(r.saturating_sub(self.safety_margin)),
-            None => self.timeout,
-        };
+        let timeout = self.timeout_for(remaining);
         let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
         let started = Instant::now();
         let outcome =
             tokio::time::timeout(timeout, self.invoker.invoke(target, payload, timeout)).await;
         let agent_us = micros(started);
-        let unavailable = |reason: String| DispatchError::Unavailable {
-            agent: agent.to_owned(),
-            target: target.to_owned(),
-            reason,
-        };
         let invocation = match outcome {
-            Err(_) | Ok(Err(InvokeError::Timeout)) => {
-                return Err(DispatchError::Timeout {
-                    agent: agent.to_owned(),
-                    timeout_ms,
-                });
-            }
-            Ok(Err(InvokeError::Throttled { retry_after, .. })) => {
-                return Err(DispatchError::Throttled {
-                    agent: agent.to_owned(),
-                    retry_after: retry_after.unwrap_or(1),
-                });
-            }
-            Ok(Err(InvokeError::NotFound(m))) => {
-                return Err(unavailable(format!(
-                    "no such function ({m}); check the agent's target or ROUTER_TARGET_ variable"
-                )));
-            }
-            Ok(Err(InvokeError::AccessDenied(m))) => {
-                return Err(unavailable(format!(
-                    "access denied ({m}); grant lambda:InvokeFunction on it to the router's role"
-                )));
-            }
-            Ok(Err(InvokeError::Failed(m))) => return Err(unavailable(m)),
+            Err(_) => return Err(timeout_error(agent, timeout_ms)),
+            Ok(Err(e)) => return Err(map_invoke_error(agent, target, timeout_ms, e)),
             Ok(Ok(invocation)) => invocation,
         };
         if invocation.function_error.is_some() {
@@ -186,6 +158,164 @@ impl Dispatcher {
             Err(_) => Value::String(String::from_utf8_lossy(&invocation.payload).into_owned()),
         };
         Ok(Dispatched { result, agent_us })
+    }
+}
+
+impl Dispatcher {
+    /// How long an agent gets on this call: the dispatcher's timeout, capped by the caller's
+    /// remaining time less the safety margin.
+    fn timeout_for(&self, remaining: Option<Duration>) -> Duration {
+        match remaining {
+            Some(r) => self.timeout.min(r.saturating_sub(self.safety_margin)),
+            None => self.timeout,
+        }
+    }
+
+    /// Invokes `target` for `agent` and hands back its answer as it comes, for a streamed
+    /// `POST /query`. An agent marked `stream` in the catalogue (`streams`) is invoked with
+    /// [`Invoker::invoke_stream`] and each chunk it writes is passed on as it arrives; any other
+    /// agent is invoked as usual and its whole answer is one chunk. The agent's timeout covers
+    /// the whole answer: past it, [`AgentStream::next`] reports [`DispatchError::Timeout`].
+    pub async fn open_stream(
+        &self,
+        agent: &str,
+        target: &str,
+        payload: Vec<u8>,
+        remaining: Option<Duration>,
+        streams: bool,
+    ) -> Result<AgentStream, DispatchError> {
+        let timeout = self.timeout_for(remaining);
+        let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        let deadline = tokio::time::Instant::now() + timeout;
+        let source = if streams {
+            let opened = tokio::time::timeout_at(
+                deadline,
+                self.invoker.invoke_stream(target, payload, timeout),
+            )
+            .await;
+            match opened {
+                Err(_) => return Err(timeout_error(agent, timeout_ms)),
+                Ok(Err(e)) => return Err(map_invoke_error(agent, target, timeout_ms, e)),
+                Ok(Ok(stream)) => Source::Streamed(stream),
+            }
+        } else {
+            let outcome =
+                tokio::time::timeout_at(deadline, self.invoker.invoke(target, payload, timeout))
+                    .await;
+            let invocation = match outcome {
+                Err(_) => return Err(timeout_error(agent, timeout_ms)),
+                Ok(Err(e)) => return Err(map_invoke_error(agent, target, timeout_ms, e)),
+                Ok(Ok(invocation)) => invocation,
+            };
+            if invocation.function_error.is_some() {
+                return Err(DispatchError::AgentError {
+                    agent: agent.to_owned(),
+                    message: error_message(&invocation),
+                });
+            }
+            Source::Whole(Some(Bytes::from(invocation.payload)))
+        };
+        Ok(AgentStream {
+            agent: agent.to_owned(),
+            target: target.to_owned(),
+            timeout_ms,
+            deadline,
+            source,
+            done: false,
+        })
+    }
+}
+
+/// An agent's answer as it comes ([`Dispatcher::open_stream`]). Nothing is read ahead: the next
+/// chunk is asked of the agent only when [`AgentStream::next`] is called, and dropping the
+/// stream abandons the invocation.
+#[derive(Debug)]
+pub struct AgentStream {
+    agent: String,
+    target: String,
+    timeout_ms: u64,
+    deadline: tokio::time::Instant,
+    source: Source,
+    done: bool,
+}
+
+#[derive(Debug)]
+enum Source {
+    Whole(Option<Bytes>),
+    Streamed(InvocationStream),
+}
+
+impl AgentStream {
+    /// The next chunk of the answer; `None` once the agent has finished. After an error, the
+    /// stream is over.
+    pub async fn next(&mut self) -> Option<Result<Bytes, DispatchError>> {
+        if self.done {
+            return None;
+        }
+        let item = match &mut self.source {
+            Source::Whole(whole) => return whole.take().map(Ok),
+            Source::Streamed(stream) => tokio::time::timeout_at(self.deadline, stream.next()).await,
+        };
+        let outcome = match item {
+            Err(_) => Some(Err(timeout_error(&self.agent, self.timeout_ms))),
+            Ok(Some(Ok(StreamItem::Chunk(bytes)))) => return Some(Ok(bytes)),
+            Ok(Some(Ok(StreamItem::Complete(Completion {
+                error_code: None, ..
+            })))) => None,
+            Ok(Some(Ok(StreamItem::Complete(Completion {
+                error_code: Some(code),
+                error_details,
+            })))) => Some(Err(DispatchError::AgentError {
+                agent: self.agent.clone(),
+                message: error_message(&Invocation {
+                    payload: error_details.unwrap_or_default().into_bytes(),
+                    function_error: Some(code),
+                }),
+            })),
+            Ok(Some(Err(e))) => Some(Err(map_invoke_error(
+                &self.agent,
+                &self.target,
+                self.timeout_ms,
+                e,
+            ))),
+            Ok(None) => Some(Err(DispatchError::Unavailable {
+                agent: self.agent.clone(),
+                target: self.target.clone(),
+                reason: "the agent's answer stream ended without its completion event".into(),
+            })),
+        };
+        self.done = true;
+        outcome
+    }
+}
+
+fn timeout_error(agent: &str, timeout_ms: u64) -> DispatchError {
+    DispatchError::Timeout {
+        agent: agent.to_owned(),
+        timeout_ms,
+    }
+}
+
+/// Maps an [`InvokeError`] to the caller's [`DispatchError`], with what to check.
+fn map_invoke_error(agent: &str, target: &str, timeout_ms: u64, err: InvokeError) -> DispatchError {
+    let unavailable = |reason: String| DispatchError::Unavailable {
+        agent: agent.to_owned(),
+        target: target.to_owned(),
+        reason,
+    };
+    match err {
+        InvokeError::Timeout => timeout_error(agent, timeout_ms),
+        InvokeError::Throttled { retry_after, .. } => DispatchError::Throttled {
+            agent: agent.to_owned(),
+            retry_after: retry_after.unwrap_or(1),
+        },
+        InvokeError::NotFound(m) => unavailable(format!(
+            "no such function ({m}); check the agent's target or ROUTER_TARGET_ variable"
+        )),
+        InvokeError::AccessDenied(m) => unavailable(format!(
+            "access denied ({m}); grant lambda:InvokeFunction on it to the router's role"
+        )),
+        InvokeError::Failed(m) => unavailable(m),
     }
 }
 
@@ -321,6 +451,127 @@ mod tests {
                 "{filler}"
             );
         }
+    }
+
+    async fn drain(stream: &mut AgentStream) -> (Vec<Bytes>, Option<DispatchError>) {
+        let mut chunks = Vec::new();
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(b) => chunks.push(b),
+                Err(e) => {
+                    assert_eq!(stream.next().await, None, "nothing after an error");
+                    return (chunks, Some(e));
+                }
+            }
+        }
+        (chunks, None)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn streams_are_forwarded_and_their_failures_mapped() {
+        let (invoker, mut calls) = crate::ports::ChannelInvoker::new(4);
+        let d = Dispatcher::new(Arc::new(invoker), Duration::from_secs(25), Duration::ZERO);
+        // Chunks, then a failed completion: the chunks, then agent_error with the details.
+        let writer = tokio::spawn(async move {
+            let call = calls.recv().await.unwrap();
+            assert_eq!(call.target, "cost-agent");
+            call.sender.chunk("Hello, ").await.unwrap();
+            call.sender.chunk("world").await.unwrap();
+            call.sender
+                .complete(Completion {
+                    error_code: Some("Unhandled".into()),
+                    error_details: Some(r#"{"errorMessage":"out of tokens"}"#.into()),
+                })
+                .await
+                .unwrap();
+            calls
+        });
+        let mut stream = d
+            .open_stream("cost", "cost-agent", b"{}".to_vec(), None, true)
+            .await
+            .unwrap();
+        let (chunks, err) = drain(&mut stream).await;
+        assert_eq!(chunks, vec![Bytes::from("Hello, "), Bytes::from("world")]);
+        assert_eq!(
+            err,
+            Some(DispatchError::AgentError {
+                agent: "cost".into(),
+                message: "Unhandled: out of tokens".into()
+            })
+        );
+        // A stream that goes quiet past the agent's timeout.
+        let mut calls = writer.await.unwrap();
+        let mut stream = d
+            .open_stream("cost", "cost-agent", b"{}".to_vec(), None, true)
+            .await
+            .unwrap();
+        let call = calls.recv().await.unwrap();
+        call.sender.chunk("partial").await.unwrap();
+        let (chunks, err) = drain(&mut stream).await;
+        assert_eq!(chunks, vec![Bytes::from("partial")]);
+        assert_eq!(
+            err,
+            Some(DispatchError::Timeout {
+                agent: "cost".into(),
+                timeout_ms: 25_000
+            })
+        );
+        // A writer that goes away without the completion event.
+        let mut stream = d
+            .open_stream("cost", "cost-agent", b"{}".to_vec(), None, true)
+            .await
+            .unwrap();
+        drop(calls.recv().await.unwrap());
+        let (_, err) = drain(&mut stream).await;
+        assert!(
+            matches!(err, Some(DispatchError::Unavailable { .. })),
+            "{err:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn buffered_agents_come_back_as_one_chunk_or_an_error() {
+        let d = |outcome| {
+            Dispatcher::new(
+                Arc::new(StaticInvoker::new(outcome, Duration::ZERO)),
+                Duration::from_secs(25),
+                Duration::ZERO,
+            )
+        };
+        let mut stream = d(ok("whole"))
+            .open_stream("cost", "t", Vec::new(), None, false)
+            .await
+            .unwrap();
+        assert_eq!(drain(&mut stream).await, (vec![Bytes::from("whole")], None));
+        let failed = Ok(Invocation {
+            payload: br#"{"errorMessage": "boom"}"#.to_vec(),
+            function_error: Some("Handled".into()),
+        });
+        assert_eq!(
+            d(failed)
+                .open_stream("cost", "t", Vec::new(), None, false)
+                .await
+                .unwrap_err(),
+            DispatchError::AgentError {
+                agent: "cost".into(),
+                message: "Handled: boom".into()
+            }
+        );
+        let throttled = Err(InvokeError::Throttled {
+            message: "slow down".into(),
+            retry_after: None,
+        });
+        // A streaming agent behind an invoker that cannot stream: the default one-chunk stream.
+        assert_eq!(
+            d(throttled)
+                .open_stream("cost", "t", Vec::new(), None, true)
+                .await
+                .unwrap_err(),
+            DispatchError::Throttled {
+                agent: "cost".into(),
+                retry_after: 1
+            }
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -791,10 +791,30 @@ fn function_environment_holds_only_variables_the_binary_reads() {
             targets.contains(name) || asked.contains(name),
             "{name} is not read by the binary"
         );
-        assert!(
-            value.get("Ref").is_some() || value.is_string(),
-            "{name} comes from a parameter, a resource or a fixed value"
-        );
+        // From a parameter, directly or through a condition on one (ROUTER_LAMBDA_STREAMING
+        // follows QueryTransferMode); every value it can take is valid for the binary.
+        match value.get("Fn::If") {
+            Some(choice) => {
+                let condition = choice[0].as_str().unwrap();
+                assert!(
+                    template()["Conditions"].get(condition).is_some(),
+                    "{name}: condition {condition}"
+                );
+                for branch in [&choice[1], &choice[2]] {
+                    let v = branch.as_str().unwrap().to_owned();
+                    let read = agent_router::app::settings::Settings::read(
+                        |n: &str| (n == name).then(|| v.clone()),
+                        BTreeMap::new(),
+                        |_| false,
+                    );
+                    assert!(read.is_ok(), "{name}={v} is refused by the binary");
+                }
+            }
+            None => assert!(
+                value.get("Ref").is_some() || value.is_string(),
+                "{name} comes from a parameter, a resource or a fixed value"
+            ),
+        }
     }
     for must in [
         agent_router::app::settings::CONFIG_ENV,
@@ -901,11 +921,37 @@ async fn api_paths_are_the_routers_endpoints_and_only_get_route_is_cached() {
             let integration = &op["x-amazon-apigateway-integration"];
             assert_eq!(integration["type"], "aws_proxy");
             assert_eq!(integration["httpMethod"], "POST");
-            let uri = integration["uri"]["Fn::Sub"].as_str().unwrap();
-            assert!(
-                uri.ends_with("/functions/${RouterFunction.Arn}:live/invocations"),
-                "{uri}: the live alias"
-            );
+            if method == "POST" && path == "/query" {
+                // Streamed when QueryTransferMode is STREAM: InvokeWithResponseStream's URI
+                // and the STREAM transfer mode, both on the same condition as the router's
+                // ROUTER_LAMBDA_STREAMING=query.
+                let choice = &integration["uri"]["Fn::If"];
+                assert_eq!(choice[0], "StreamQuery");
+                let streamed = choice[1]["Fn::Sub"].as_str().unwrap();
+                assert!(
+                    streamed.ends_with(
+                        "/2021-11-15/functions/${RouterFunction.Arn}:live/response-streaming-invocations"
+                    ),
+                    "{streamed}"
+                );
+                let buffered = choice[2]["Fn::Sub"].as_str().unwrap();
+                assert!(buffered.ends_with("/functions/${RouterFunction.Arn}:live/invocations"));
+                assert_eq!(
+                    integration["responseTransferMode"],
+                    json!({"Fn::If": ["StreamQuery", "STREAM", "BUFFERED"]})
+                );
+                assert_eq!(
+                    function()["Environment"]["Variables"]["ROUTER_LAMBDA_STREAMING"],
+                    json!({"Fn::If": ["StreamQuery", "query", "off"]})
+                );
+            } else {
+                let uri = integration["uri"]["Fn::Sub"].as_str().unwrap();
+                assert!(
+                    uri.ends_with("/functions/${RouterFunction.Arn}:live/invocations"),
+                    "{uri}: the live alias"
+                );
+                assert!(integration.get("responseTransferMode").is_none());
+            }
             assert_eq!(
                 op["security"],
                 json!({"Fn::If": ["UseApiKey", [{"api_key": []}], [{"sigv4": []}]]}),

@@ -245,10 +245,16 @@ fn api_gateway_can_import_it() {
                 );
                 assert!(resp["description"].is_string(), "{method} {path} {status}");
                 let content = resp["content"].as_object().expect("content");
+                // Every answer is JSON; POST /query's 200 can also be a stream of events.
+                let expected: &[&str] = if method == "post" && path == "/query" && status == "200" {
+                    &["application/json", "text/event-stream"]
+                } else {
+                    &["application/json"]
+                };
                 assert_eq!(
                     content.keys().collect::<Vec<_>>(),
-                    ["application/json"],
-                    "{method} {path} {status}: every answer is JSON"
+                    expected,
+                    "{method} {path} {status}"
                 );
                 assert!(
                     resp["headers"]["x-request-id"].is_object(),
@@ -742,6 +748,71 @@ type AgentOutcome = (
     u64,
     Option<&'static str>,
 );
+
+/// Streamed POST /query answers (`Accept: text/event-stream`) for every agent outcome: each
+/// event's data against the schema the spec's `x-events` gives for its name.
+#[tokio::test]
+async fn streamed_answers_match_the_spec() {
+    let checker = Checker::new(spec());
+    let media = &operation(POST_QUERY)["responses"]["200"]["content"]["text/event-stream"];
+    let schemas = media["x-events"].as_object().unwrap();
+    let mut outcomes: Vec<_> = dispatch_outcomes()
+        .into_iter()
+        .map(|(what, outcome, delay, code)| (what, outcome, delay, code, true))
+        .collect();
+    outcomes.push(("dispatch false", ok_payload(b"{}"), 0, None, false));
+    for (what, outcome, delay_ms, code, dispatch) in outcomes {
+        let api = dispatch_api(outcome, Duration::from_millis(delay_ms));
+        let body = json!({"query": "What are my AWS costs?", "dispatch": dispatch});
+        let resp = api
+            .respond(request("POST", "/query", body.to_string().as_bytes()), true)
+            .await;
+        assert_eq!(resp.status(), 200, "{what}");
+        assert_eq!(
+            resp.headers()["content-type"],
+            "text/event-stream",
+            "{what}"
+        );
+        assert_eq!(resp.headers()["x-request-id"], "openapi-test", "{what}");
+        let text = resp.into_body().collect().await;
+        let mut names = Vec::new();
+        for event in text.split("\n\n").filter(|e| !e.is_empty()) {
+            let name = event
+                .lines()
+                .find_map(|l| l.strip_prefix("event: "))
+                .unwrap();
+            let data = event
+                .lines()
+                .filter_map(|l| l.strip_prefix("data: "))
+                .collect::<Vec<_>>()
+                .join("\n");
+            let schema = &schemas[name];
+            let value = if name == "chunk" {
+                json!(data)
+            } else {
+                serde_json::from_str(&data).unwrap()
+            };
+            let mut errors = checker.errors(schema, &value);
+            checker.undeclared(schema, &value, "$", &mut errors);
+            assert!(errors.is_empty(), "{what}: {name} {data}:\n{errors:#?}");
+            if name == "error" {
+                assert_eq!(value["error"]["code"].as_str(), code, "{what}");
+            }
+            names.push(name.to_owned());
+        }
+        let last = if code.is_some() { "error" } else { "done" };
+        assert_eq!(
+            names.first().map(String::as_str),
+            Some("decision"),
+            "{what}"
+        );
+        assert_eq!(
+            names.last().map(String::as_str),
+            Some(last),
+            "{what}: {names:?}"
+        );
+    }
+}
 
 /// Agent outcomes for POST /query.
 fn dispatch_outcomes() -> Vec<AgentOutcome> {

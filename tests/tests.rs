@@ -19,4 +19,5 @@ mod openapi;
 mod privacy;
 mod routing;
 mod sessions;
+mod streaming;
 mod tune;

@@ -1,25 +1,128 @@
 //! The Lambda adapter: turns API Gateway (REST v1, HTTP v2), Function URL and ALB events into
 //! [`ApiRequest`]s and runs the Lambda runtime loop.
+//!
+//! How an answer goes back depends on how the function was invoked, which the function cannot
+//! see: an integration that calls `Invoke` needs the buffered proxy response (a JSON object),
+//! one that calls `InvokeWithResponseStream` (a function URL with `InvokeMode: RESPONSE_STREAM`,
+//! an API Gateway REST method with response transfer mode `STREAM`) needs the streaming response
+//! (a metadata prelude, then the body as it is written). [`LambdaStreaming`]
+//! (`ROUTER_LAMBDA_STREAMING`) says which requests arrive the streaming way, and the adapter
+//! answers each invocation accordingly.
 
+use std::convert::Infallible;
 use std::sync::Arc;
 
-use lambda_http::{Body, Request, RequestExt, service_fn};
+use lambda_http::lambda_runtime::{self, FunctionResponse, LambdaEvent};
+use lambda_http::request::LambdaRequest;
+use lambda_http::{Adapter, Body, Request, RequestExt, Service, StreamAdapter, service_fn};
 
-use super::{Api, ApiRequest, caller_request_id};
+use super::{Api, ApiRequest, caller_request_id, wants_event_stream};
+
+/// Which invocations answer with Lambda's streaming response (`ROUTER_LAMBDA_STREAMING`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LambdaStreaming {
+    /// `off` (default): every answer is buffered, for integrations that call `Invoke`. A
+    /// `POST /query` with `Accept: text/event-stream` still gets its events, all at once.
+    #[default]
+    Off,
+    /// `query`: `POST /query` answers with the streaming response, every other request is
+    /// buffered: for an API Gateway REST API whose `/query` method has response transfer mode
+    /// `STREAM` while `/route` and `/health` stay buffered (and `GET /route` cacheable).
+    Query,
+    /// `all`: every answer is streamed, for a function URL with `InvokeMode: RESPONSE_STREAM`
+    /// (which invokes every request that way). Non-streamed answers are one body.
+    All,
+}
+
+impl LambdaStreaming {
+    /// Parses `off`, `query` or `all` (any case); `None` for anything else.
+    pub fn parse(value: &str) -> Option<LambdaStreaming> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "" | "off" => Some(LambdaStreaming::Off),
+            "query" => Some(LambdaStreaming::Query),
+            "all" => Some(LambdaStreaming::All),
+            _ => None,
+        }
+    }
+
+    /// Whether this event arrived through a streaming integration.
+    fn streams(self, event: &LambdaRequest) -> bool {
+        match self {
+            LambdaStreaming::Off => false,
+            LambdaStreaming::All => true,
+            LambdaStreaming::Query => {
+                let (method, path) = match event {
+                    LambdaRequest::ApiGatewayV1(r) => (&r.http_method, r.path.as_deref()),
+                    LambdaRequest::ApiGatewayV2(r) => {
+                        (&r.request_context.http.method, r.raw_path.as_deref())
+                    }
+                    LambdaRequest::Alb(r) => (&r.http_method, r.path.as_deref()),
+                    _ => return false,
+                };
+                let last = path
+                    .unwrap_or("")
+                    .trim_end_matches('/')
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or("");
+                method == http::Method::POST && last == "query"
+            }
+        }
+    }
+}
 
 /// 2001-09-09 in epoch milliseconds: invocation deadlines below this are not timestamps.
 const PLAUSIBLE_EPOCH_MS: u64 = 1_000_000_000_000;
 
-/// Runs the Lambda runtime until the process is stopped. Needs `AWS_LAMBDA_RUNTIME_API`.
-pub async fn run(api: Arc<Api>) -> Result<(), lambda_http::Error> {
-    lambda_http::run(service_fn(move |event: Request| {
+/// Runs the Lambda runtime until the process is stopped, answering as `streaming` says. Needs
+/// `AWS_LAMBDA_RUNTIME_API`.
+pub async fn run(api: Arc<Api>, streaming: LambdaStreaming) -> Result<(), lambda_http::Error> {
+    if streaming == LambdaStreaming::Off {
+        return lambda_http::run(buffered(api)).await;
+    }
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<LambdaRequest>| {
         let api = api.clone();
         async move {
-            let response = api.handle(to_api_request(event)).await;
-            Ok::<_, std::convert::Infallible>(response.map(Body::from))
+            if streaming.streams(&event.payload) {
+                let mut adapter = StreamAdapter::from(service_fn(move |event: Request| {
+                    let api = api.clone();
+                    async move {
+                        let events = wants_event_stream(event.headers());
+                        Ok::<_, Infallible>(api.respond(to_api_request(event), events).await)
+                    }
+                }));
+                let response = adapter.call(event).await?;
+                Ok::<_, Infallible>(FunctionResponse::StreamingResponse(response))
+            } else {
+                let response = Adapter::from(buffered(api)).call(event).await?;
+                Ok(FunctionResponse::BufferedResponse(response))
+            }
         }
     }))
     .await
+}
+
+/// The buffered handler: a streamed `POST /query` is collected whole into the body.
+fn buffered(
+    api: Arc<Api>,
+) -> impl Service<
+    Request,
+    Response = http::Response<Body>,
+    Error = Infallible,
+    Future = impl Future<Output = Result<http::Response<Body>, Infallible>> + Send,
+> + Clone {
+    service_fn(move |event: Request| {
+        let api = api.clone();
+        async move {
+            let events = wants_event_stream(event.headers());
+            let (parts, body) = api
+                .respond(to_api_request(event), events)
+                .await
+                .into_parts();
+            let body = body.collect().await;
+            Ok::<_, Infallible>(http::Response::from_parts(parts, Body::from(body)))
+        }
+    })
 }
 
 /// Converts a Lambda HTTP event (already decoded by `lambda_http`) into an [`ApiRequest`].

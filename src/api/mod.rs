@@ -3,6 +3,8 @@
 //! Adapters turn their request into an [`ApiRequest`] and send the [`http::Response`] back.
 //! Endpoints: `POST /route`, `GET /route?q=`, `POST /query`, `GET /health`. Paths are matched on
 //! their last segment, so API Gateway stage prefixes and custom-domain base paths need no setup.
+//! `POST /query` with `Accept: text/event-stream` answers with Server-Sent Events as the agent
+//! writes ([`Api::respond`], the [`stream`] module).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,14 +26,16 @@ mod error;
 mod input;
 mod lambda;
 mod server;
+pub mod stream;
 
 pub use error::{ApiError, error_response};
 pub use input::{
     MAX_BODY_BYTES, MAX_QUERY_BYTES, MAX_REQUEST_ID_BYTES, MAX_SESSION_ID_BYTES, RouteInput,
     caller_request_id, parse_body, parse_query_string,
 };
-pub use lambda::{run as run_lambda, to_api_request};
+pub use lambda::{LambdaStreaming, run as run_lambda, to_api_request};
 pub use server::{bind, serve};
+pub use stream::{ReplyBody, wants_event_stream};
 
 use error::{error_body, json_response};
 
@@ -123,6 +127,12 @@ type Outcome = (
     Option<ShadowResult>,
 );
 
+/// A request's answer: whole, or (a streamed `POST /query`) a stream to start.
+enum Step {
+    Whole(Outcome),
+    Stream(stream::StreamPlan),
+}
+
 impl Api {
     /// Wraps a router; `/query` answers with the decision only until a dispatcher is added.
     pub fn new(router: Arc<Router>) -> Api {
@@ -173,10 +183,35 @@ impl Api {
         self
     }
 
-    /// Answers one request. Never fails: every problem becomes a JSON error response.
+    /// Answers one request. Never fails: every problem becomes a JSON error response. Never
+    /// streams: this is [`Api::respond`] without the event-stream opt-in.
     pub async fn handle(&self, req: ApiRequest) -> Response<String> {
         let started = Instant::now();
-        let (result, decision, shadow) = self.answer(&req).await;
+        match self.answer(&req, false, started).await {
+            Step::Whole(outcome) => self.whole(&req, started, outcome),
+            // Not reached without the opt-in; if it were, the whole stream is the body.
+            Step::Stream(plan) => {
+                let (parts, body) = stream::start(plan).into_parts();
+                Response::from_parts(parts, body.collect().await)
+            }
+        }
+    }
+
+    /// Answers one request; with `events` (the caller sent `Accept: text/event-stream`, see
+    /// [`wants_event_stream`]), a `POST /query` that gets past validation is answered with
+    /// Server-Sent Events as the agent writes ([`stream`]). Everything else is answered as
+    /// [`Api::handle`] does.
+    pub async fn respond(&self, req: ApiRequest, events: bool) -> Response<ReplyBody> {
+        let started = Instant::now();
+        match self.answer(&req, events, started).await {
+            Step::Whole(outcome) => self.whole(&req, started, outcome).map(ReplyBody::full),
+            Step::Stream(plan) => stream::start(plan),
+        }
+    }
+
+    /// The response for a whole answer, logged and counted.
+    fn whole(&self, req: &ApiRequest, started: Instant, outcome: Outcome) -> Response<String> {
+        let (result, decision, shadow) = outcome;
         let mut response = match result {
             Ok((status, body)) => json_response(status, body, &req.request_id),
             Err(err) => error_response(&err, &req.request_id),
@@ -230,10 +265,10 @@ impl Api {
         response
     }
 
-    async fn answer(&self, req: &ApiRequest) -> Outcome {
+    async fn answer(&self, req: &ApiRequest, events: bool, started: Instant) -> Step {
         let endpoint = match endpoint(&req.path) {
             Ok(e) => e,
-            Err(e) => return (Err(e), None, None),
+            Err(e) => return Step::Whole((Err(e), None, None)),
         };
         // HEAD is GET without the body (HTTP semantics); the transports drop the body.
         let method = if req.method == Method::HEAD {
@@ -243,19 +278,19 @@ impl Api {
         };
         let input = match (endpoint, method) {
             (Endpoint::Health, &Method::GET) => {
-                return (
+                return Step::Whole((
                     Ok((StatusCode::OK, r#"{"status":"ok"}"#.to_owned())),
                     None,
                     None,
-                );
+                ));
             }
             (Endpoint::Stats, &Method::GET) => match &self.stats {
                 Some(stats) => {
-                    return (
+                    return Step::Whole((
                         Ok((StatusCode::OK, stats.snapshot().to_string())),
                         None,
                         None,
-                    );
+                    ));
                 }
                 None => Err(ApiError::NotFound(
                     truncate_bytes(&req.path, 200).to_owned(),
@@ -278,7 +313,7 @@ impl Api {
         };
         let input = match input {
             Ok(i) => i,
-            Err(e) => return (Err(e), None, None),
+            Err(e) => return Step::Whole((Err(e), None, None)),
         };
         let request_id = req.request_id.as_str();
         tracing::debug!(request_id, query = %input.query, "query");
@@ -302,24 +337,7 @@ impl Api {
             let on_route = self.shadows.as_ref().is_some_and(|s| s.on_route());
             if second_opinion && on_route {
                 // The answer goes now; the second opinion follows in the background, then logs.
-                let (router, stats, log) =
-                    (self.router.clone(), self.stats.clone(), self.decision_log);
-                let (query, d, session) = (
-                    input.query.clone(),
-                    decision.clone(),
-                    input.session_id.clone(),
-                );
-                tokio::spawn(async move {
-                    let r = ask_second_opinion(&router, &query, &d).await;
-                    finish_observation(
-                        log,
-                        stats.as_deref(),
-                        &query,
-                        &d,
-                        Some(&r),
-                        session.as_deref(),
-                    );
-                });
+                self.spawn_second_opinion(&input, &decision);
             } else {
                 self.observed(&input, &decision, None);
             }
@@ -333,20 +351,31 @@ impl Api {
             explain: explanation.clone(),
         };
         if endpoint != Endpoint::Query {
-            return (Ok((StatusCode::OK, render(&body))), Some(decision), None);
+            return Step::Whole((Ok((StatusCode::OK, render(&body))), Some(decision), None));
         }
         let (dispatcher, target) = match (&self.dispatcher, target, input.dispatch) {
             (Some(dispatcher), Some(target), true) => (dispatcher, target),
             (_, _, false) | (None, _, _) | (_, None, _) => {
-                body.dispatched = Some(false);
-                body.not_dispatched = Some(if !input.dispatch {
+                let reason = if !input.dispatch {
                     NotDispatched::NotRequested
                 } else if self.dispatcher.is_none() {
                     NotDispatched::DispatchOff
                 } else {
                     NotDispatched::RouteOnlyAgent
-                });
-                return (Ok((StatusCode::OK, render(&body))), Some(decision), None);
+                };
+                if events {
+                    return Step::Stream(stream::StreamPlan {
+                        decision,
+                        explain: explanation,
+                        request_id: request_id.to_owned(),
+                        dispatch: Err(reason),
+                        metrics: self.metrics.clone(),
+                        started,
+                    });
+                }
+                body.dispatched = Some(false);
+                body.not_dispatched = Some(reason);
+                return Step::Whole((Ok((StatusCode::OK, render(&body))), Some(decision), None));
             }
         };
         let payload = agent_payload(
@@ -358,6 +387,34 @@ impl Api {
         let remaining = req
             .remaining
             .map(|r| r.saturating_sub(Duration::from_micros(decision.timings_us.route)));
+        if events {
+            // No second opinion joined to a stream: one is spawned where the process outlives
+            // the answer (outside Lambda), else skipped; the decision log is written now.
+            if second_opinion && self.shadows.as_ref().is_some_and(|s| s.on_route()) {
+                self.spawn_second_opinion(&input, &decision);
+            } else {
+                self.observed(&input, &decision, None);
+            }
+            // Saved before the stream starts, so that the decision event reports the write (and
+            // Lambda cannot freeze the process with the turn unsaved).
+            let write_failed = self.save_turn(pending.as_ref(), request_id).await;
+            mark_write(&mut decision, write_failed);
+            let streams = self.router.catalogue().streams(&decision.agent);
+            return Step::Stream(stream::StreamPlan {
+                decision,
+                explain: explanation,
+                request_id: request_id.to_owned(),
+                dispatch: Ok(stream::AgentCall {
+                    dispatcher: dispatcher.clone(),
+                    target,
+                    payload,
+                    remaining,
+                    streams,
+                }),
+                metrics: self.metrics.clone(),
+                started,
+            });
+        }
         // The turn is saved, and a sampled second opinion asked, while the agent answers; all
         // finish before the response.
         let opinion = async {
@@ -375,7 +432,7 @@ impl Api {
         mark_write(&mut decision, write_failed);
         self.observed(&input, &decision, opinion.as_ref());
         let shadow = opinion;
-        match dispatched {
+        let outcome = match dispatched {
             Ok(done) => {
                 decision.timings_us.agent = Some(done.agent_us);
                 let body = DecisionBody {
@@ -392,7 +449,8 @@ impl Api {
                 tracing::warn!(request_id, agent = %decision.agent, error = %e, "dispatch failed");
                 (Err(ApiError::Dispatch(e)), Some(decision), shadow)
             }
-        }
+        };
+        Step::Whole(outcome)
     }
 }
 
@@ -443,6 +501,28 @@ fn finish_observation(
 }
 
 impl Api {
+    /// Asks the second opinion in the background (the answer does not wait), then counts it and
+    /// writes the decision-log line.
+    fn spawn_second_opinion(&self, input: &RouteInput, decision: &Decision) {
+        let (router, stats, log) = (self.router.clone(), self.stats.clone(), self.decision_log);
+        let (query, d, session) = (
+            input.query.clone(),
+            decision.clone(),
+            input.session_id.clone(),
+        );
+        tokio::spawn(async move {
+            let r = ask_second_opinion(&router, &query, &d).await;
+            finish_observation(
+                log,
+                stats.as_deref(),
+                &query,
+                &d,
+                Some(&r),
+                session.as_deref(),
+            );
+        });
+    }
+
     /// The routed request is done: its second opinion (if any) and decision-log line.
     fn observed(&self, input: &RouteInput, decision: &Decision, shadow: Option<&ShadowResult>) {
         finish_observation(

@@ -1,7 +1,9 @@
 //! The local HTTP server: the same [`Api`] served over plain HTTP/1.1 for development and tests.
 //!
 //! Bodies are read only up to [`MAX_BODY_BYTES`] + 1 bytes, so an oversized upload is refused
-//! with 413 without being buffered.
+//! with 413 without being buffered. A streamed `POST /query` (`Accept: text/event-stream`) is sent
+//! with chunked transfer encoding, each event written and flushed as it is produced; when the
+//! client disconnects, the response body is dropped and with it the agent's stream.
 
 use std::convert::Infallible;
 use std::hash::{BuildHasher, RandomState};
@@ -9,16 +11,18 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use bytes::Bytes;
 use http::{Request, Response};
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-use super::{Api, ApiError, ApiRequest, MAX_BODY_BYTES, caller_request_id, error_response};
+use super::{
+    Api, ApiError, ApiRequest, MAX_BODY_BYTES, ReplyBody, caller_request_id, error_response,
+    wants_event_stream,
+};
 
 /// Serves `api` on `listener` until `shutdown` resolves; in-flight connections finish on their own.
 pub async fn serve(
@@ -63,7 +67,7 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await
 }
 
-async fn handle(api: &Api, req: Request<Incoming>, own_id: String) -> Response<Full<Bytes>> {
+async fn handle(api: &Api, req: Request<Incoming>, own_id: String) -> Response<ReplyBody> {
     let (parts, body) = req.into_parts();
     let request_id = caller_request_id(&parts.headers).unwrap_or(own_id);
     let declared = parts
@@ -82,7 +86,8 @@ async fn handle(api: &Api, req: Request<Incoming>, own_id: String) -> Response<F
             ))),
         },
     };
-    let response = match body {
+    let events = wants_event_stream(&parts.headers);
+    match body {
         Ok(body) => {
             let query = parts
                 .uri
@@ -97,7 +102,7 @@ async fn handle(api: &Api, req: Request<Incoming>, own_id: String) -> Response<F
                 request_id,
                 remaining: None,
             };
-            api.handle(api_req).await
+            api.respond(api_req, events).await
         }
         Err(error) => {
             // The rest of the body is left unread (or its framing is broken), so this connection
@@ -108,10 +113,9 @@ async fn handle(api: &Api, req: Request<Incoming>, own_id: String) -> Response<F
                 http::header::CONNECTION,
                 http::HeaderValue::from_static("close"),
             );
-            resp
+            resp.map(ReplyBody::full)
         }
-    };
-    response.map(|b| Full::new(Bytes::from(b)))
+    }
 }
 
 /// Request ids for the local server: a random per-process prefix and a counter.

@@ -173,7 +173,7 @@ pub async fn run(command: Command) -> Result<(), AppError> {
         Command::Serve { config, host, port } => {
             let api = Arc::new(build_api(config.as_deref(), &settings)?);
             if settings.in_lambda {
-                return crate::api::run_lambda(api)
+                return crate::api::run_lambda(api, settings.lambda_streaming)
                     .await
                     .map_err(|e| e.to_string().into());
             }

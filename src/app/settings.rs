@@ -119,6 +119,9 @@ pub struct Settings {
     pub in_lambda: bool,
     /// `PORT`, for the local server.
     pub port: Option<u16>,
+    /// `ROUTER_LAMBDA_STREAMING` (`off`, `query`, `all`): which Lambda invocations answer with
+    /// the streaming response.
+    pub lambda_streaming: crate::api::LambdaStreaming,
 }
 
 impl Settings {
@@ -156,6 +159,7 @@ impl Settings {
             aws: aws_configured(&env, file_exists),
             in_lambda: env("AWS_LAMBDA_RUNTIME_API").is_some_and(|v| !v.trim().is_empty()),
             port,
+            lambda_streaming: lambda_streaming(&env)?,
         })
     }
 
@@ -268,6 +272,19 @@ pub fn metrics_config(
         }
     } else {
         MetricsConfig::Off
+    })
+}
+
+/// Reads `ROUTER_LAMBDA_STREAMING`: `off` (default), `query` or `all`.
+pub fn lambda_streaming(
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<crate::api::LambdaStreaming, SettingsError> {
+    const NAME: &str = "ROUTER_LAMBDA_STREAMING";
+    let value = env(NAME).unwrap_or_default();
+    crate::api::LambdaStreaming::parse(&value).ok_or(SettingsError {
+        name: NAME,
+        value,
+        expected: "off, query (POST /query streamed) or all (every answer streamed)",
     })
 }
 
@@ -752,6 +769,19 @@ mod tests {
             assert_eq!(err.name, k);
             assert!(err.to_string().contains(v), "{err}");
         }
+    }
+
+    #[test]
+    fn lambda_streaming_values() {
+        use crate::api::LambdaStreaming;
+        let read = |v: Option<&str>| lambda_streaming(|_| v.map(str::to_owned));
+        assert_eq!(read(None), Ok(LambdaStreaming::Off));
+        assert_eq!(read(Some("Query")), Ok(LambdaStreaming::Query));
+        assert_eq!(read(Some("all")), Ok(LambdaStreaming::All));
+        assert_eq!(
+            read(Some("yes")).unwrap_err().name,
+            "ROUTER_LAMBDA_STREAMING"
+        );
     }
 
     #[test]

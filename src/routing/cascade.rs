@@ -170,10 +170,8 @@ impl Router {
     }
 
     fn note_throttle(&self, llm: &LlmTier, e: &crate::ports::LlmError) {
-        if matches!(e, crate::ports::LlmError::Throttled(_)) {
-            if let Ok(mut t) = llm.throttled_at.lock() {
-                *t = Some(tokio::time::Instant::now());
-            }
+        if let (crate::ports::LlmError::Throttled(_), Ok(mut t)) = (e, llm.throttled_at.lock()) {
+            *t = Some(tokio::time::Instant::now());
         }
     }
 

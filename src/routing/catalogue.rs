@@ -89,6 +89,9 @@ pub struct Catalogue {
     agents: Vec<Agent>,
     default_index: usize,
     fast_path: FastPathSettings,
+    /// Agents marked `stream = true`: invoked with `InvokeWithResponseStream` on a streamed
+    /// `POST /query`.
+    streaming: Vec<String>,
     linear: Option<LinearSettings>,
 }
 
@@ -354,6 +357,12 @@ impl Catalogue {
         };
         let wrong = |what: String, needs| Err(CatalogueError::WrongForm { what, needs });
         let mut builder = CatalogueBuilder::new(raw.default_agent);
+        let streaming = raw
+            .agents
+            .iter()
+            .filter(|a| a.stream)
+            .map(|a| a.name.clone())
+            .collect();
         let fp = raw.fast_path.unwrap_or_default();
         if linear {
             for (name, set) in [("margin", fp.margin), ("min_score", fp.min_score)] {
@@ -398,7 +407,9 @@ impl Catalogue {
                 target: a.target,
             });
         }
-        builder.build().map_err(|e| locate(text, e))
+        let mut catalogue = builder.build().map_err(|e| locate(text, e))?;
+        catalogue.streaming = streaming;
+        Ok(catalogue)
     }
 
     /// Reads, parses and validates a routes file.
@@ -443,6 +454,12 @@ impl Catalogue {
     /// The additive form's decision thresholds (unused by a linear-form catalogue).
     pub fn fast_path(&self) -> FastPathSettings {
         self.fast_path
+    }
+
+    /// Whether the agent is marked `stream = true` in the routes file: its function writes its
+    /// answer as a stream, which a streamed `POST /query` forwards as it comes.
+    pub fn streams(&self, agent: &str) -> bool {
+        self.streaming.iter().any(|a| a == agent)
     }
 
     /// The linear form's decision rule, `None` for an additive-form catalogue.
@@ -492,6 +509,9 @@ impl Catalogue {
             ));
             if let Some(t) = &a.target {
                 out.push_str(&format!("target = {}\n", toml_str(t)));
+            }
+            if self.streams(&a.name) {
+                out.push_str("stream = true\n");
             }
             if a.bias != 0.0 {
                 out.push_str(&format!("bias = {}\n", toml_f32(a.bias)));
@@ -703,6 +723,7 @@ impl CatalogueBuilder {
             agents,
             default_index,
             fast_path: self.fast_path,
+            streaming: Vec::new(),
             linear: self.linear,
         })
     }
@@ -850,6 +871,8 @@ struct RawAgent {
     bias: Option<f32>,
     #[serde(default)]
     target: Option<String>,
+    #[serde(default)]
+    stream: bool,
 }
 
 /// A keyword as written: either `"text"` or `{ phrase = "text", weight = 2.0 }`.
@@ -936,6 +959,22 @@ mod tests {
         assert_eq!(c.agents(), again.agents());
         assert_eq!(c.default_index(), again.default_index());
         assert_eq!(c.fast_path(), again.fast_path());
+    }
+
+    #[test]
+    fn stream_flag_is_read_checked_and_written_back() {
+        let text = "default_agent = \"a\"\n[[agents]]\nname = \"a\"\ndescription = \"A\"\ntarget = \"fa\"\nstream = true\n[[agents]]\nname = \"b\"\ndescription = \"B\"\n";
+        let c = Catalogue::from_toml_str(text).unwrap();
+        assert!(c.streams("a"));
+        assert!(!c.streams("b") && !c.streams("nobody"));
+        let again = Catalogue::from_toml_str(&c.to_toml_string()).unwrap();
+        assert!(again.streams("a") && !again.streams("b"));
+        let bad = text.replace("stream = true", "stream = \"yes\"");
+        assert!(matches!(
+            Catalogue::from_toml_str(&bad),
+            Err(CatalogueError::Parse(m)) if m.contains("stream")
+        ));
+        assert!(!Catalogue::embedded_default().unwrap().streams("cost"));
     }
 
     #[test]

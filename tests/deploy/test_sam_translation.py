@@ -80,7 +80,8 @@ def published_version(overrides: dict[str, str], image: str | None = None) -> tu
 
 def parameters_reaching_the_function(cfn_template: dict) -> set[str]:
     """Template parameters the translated function's configuration refers to (environment,
-    memory, architecture, logging...), i.e. everything a published version freezes."""
+    memory, architecture, logging...), directly or through a condition's Fn::If, i.e. everything
+    a published version freezes."""
     function = cfn_template["Resources"]["RouterFunction"]
     found: set[str] = set()
     params = set(TEMPLATE["Parameters"])
@@ -97,6 +98,11 @@ def parameters_reaching_the_function(cfn_template: dict) -> set[str]:
                     text = v if isinstance(v, str) else v[0]
                     found.update(n for n in re.findall(r"\$\{([^}.!]+)\}", text) if n in params)
                     walk(v)
+                elif k in ("Fn::If", "Condition"):
+                    # A value chosen by a condition depends on the parameters the condition reads.
+                    name = v[0] if k == "Fn::If" else v
+                    walk(TEMPLATE["Conditions"][name])
+                    walk(v[1:] if k == "Fn::If" else [])
                 else:
                     walk(v)
 

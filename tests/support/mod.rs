@@ -5,7 +5,9 @@
 pub mod bedrock_double;
 pub mod dynalite;
 pub mod lambda_double;
+pub mod lambda_stream_double;
 pub mod schema;
+pub mod sse;
 
 use std::future::Future;
 use std::sync::Arc;
