@@ -15,6 +15,7 @@ mod lambda_events;
 mod linear_form;
 mod llm_tier;
 mod llm_wire;
+mod observe;
 mod openapi;
 mod privacy;
 mod routing;

@@ -150,13 +150,17 @@ pub struct LabelCounts {
     pub decision_lines: usize,
     /// Of those, the ones without an LLM answer, skipped: nothing says which agent was right.
     pub skipped_without_llm: usize,
+    /// CloudWatch metric lines (EMF, with an `_aws` object) from the same log, skipped.
+    pub metric_lines: usize,
 }
 
 /// Parses labelled JSON-lines text; `path` is used in error messages only. Blank lines are
 /// skipped; any other line must be an object with string fields `query` and `agent` (extra fields
 /// are ignored, `session_id` groups a conversation's turns), or a line of the router's decision
 /// log (`"kind": "decision"`, see [`crate::ops::decision_log`]), whose label is the LLM's answer
-/// (`llm_agent`; lines without one are skipped and counted).
+/// (`llm_agent`; lines without one are skipped and counted). CloudWatch metric lines (EMF, which
+/// the router writes on the same stdout) are skipped and counted too, so a log group's export can
+/// be read as it is.
 pub fn parse_labelled(text: &str, path: &str) -> Result<(Vec<Example>, LabelCounts), TuneError> {
     let mut out = Vec::new();
     let mut counts = LabelCounts::default();
@@ -171,7 +175,14 @@ pub fn parse_labelled(text: &str, path: &str) -> Result<(Vec<Example>, LabelCoun
             line: line_no,
             message,
         };
-        let raw: RawExample = serde_json::from_str(line).map_err(|e| {
+        let value: serde_json::Value =
+            serde_json::from_str(line).map_err(|e| bad(format!("not JSON: {e}")))?;
+        if value.get("_aws").is_some() {
+            // A metrics line of the same log (the router writes both on stdout).
+            counts.metric_lines += 1;
+            continue;
+        }
+        let raw: RawExample = serde_json::from_value(value).map_err(|e| {
             bad(format!(
                 "not a {{\"query\": ..., \"agent\": ...}} object or a decision-log line: {e}"
             ))
@@ -234,11 +245,12 @@ pub fn load_labelled(path: &Path) -> Result<(Vec<Example>, LabelCounts), TuneErr
 fn decision_log_note(path: &Path, counts: &LabelCounts) -> Option<String> {
     (counts.decision_lines > 0).then(|| {
         format!(
-            "{}: {} decision-log lines, {} labelled by the LLM's answer, {} skipped (no LLM answer)",
+            "{}: {} decision-log lines, {} labelled by the LLM's answer, {} skipped (no LLM answer); {} metric lines skipped",
             path.display(),
             counts.decision_lines,
             counts.decision_lines - counts.skipped_without_llm,
-            counts.skipped_without_llm
+            counts.skipped_without_llm,
+            counts.metric_lines
         )
     })
 }
