@@ -129,7 +129,8 @@ pub(super) fn fit(
         in_play.clear();
         for (c, p) in scores.iter_mut().enumerate() {
             *p /= sum;
-            if *p >= NEGLIGIBLE || c == label {
+            // Out of scope gets keyword weights only from data that has examples of it.
+            if (c < k || size[k] > 0) && (*p >= NEGLIGIBLE || c == label) {
                 in_play.push(c as u32);
             }
         }
