@@ -188,6 +188,46 @@ fn linear_form_errors_table() {
             |e| matches!(e, CatalogueError::DuplicateKeyword { .. }),
             "twice",
         ),
+        // The out-of-scope class's keywords and unknown-word weight: linear form only, checked
+        // like an agent's.
+        (
+            file("", "none_keywords = [\"x\"]", "keywords = [\"x\"]"),
+            |e| matches!(e, CatalogueError::WrongForm { .. }),
+            "fast_path.none_keywords",
+        ),
+        (
+            file("", "unknown_word_weight = 1.0", "keywords = [\"x\"]"),
+            |e| matches!(e, CatalogueError::WrongForm { .. }),
+            "fast_path.unknown_word_weight",
+        ),
+        (
+            file(
+                linear,
+                "none_keywords = [\"x\", \" X \"]",
+                "keywords = [\"x\"]",
+            ),
+            |e| matches!(e, CatalogueError::InvalidNoneKeyword { .. }),
+            "twice",
+        ),
+        (
+            file(linear, "none_keywords = [\"?!\"]", "keywords = [\"x\"]"),
+            |e| matches!(e, CatalogueError::InvalidNoneKeyword { .. }),
+            "never match",
+        ),
+        (
+            file(
+                linear,
+                "none_keywords = [{ phrase = \"x\", weight = nan }]",
+                "keywords = [\"x\"]",
+            ),
+            |e| matches!(e, CatalogueError::InvalidNoneKeyword { .. }),
+            "finite",
+        ),
+        (
+            file(linear, "unknown_word_weight = 1e36", "keywords = [\"x\"]"),
+            |e| matches!(e, CatalogueError::InvalidBias { .. }),
+            "unknown_word_weight",
+        ),
         // Finite weights that add up past the limit, negative ones included.
         (
             file(
@@ -207,6 +247,70 @@ fn linear_form_errors_table() {
     }
     // The same keyword on two agents, with the switch, is fine.
     Catalogue::from_toml_str(&file(linear, "", "keywords = [\"logs\"]")).expect("linear");
+}
+
+/// The out-of-scope class's own evidence: its keywords and the words no keyword knows.
+const WITH_NONE_EVIDENCE: &str = r#"
+model = "linear"
+default_agent = "general"
+
+[fast_path]
+threshold = 0.8
+none_bias = -1.0
+unknown_word_weight = 1.5
+none_keywords = [{ phrase = "stock price", weight = 4.0 }, "movie"]
+
+[[agents]]
+name = "cost"
+description = "Spend, bills and budgets."
+keywords = [{ phrase = "cost", weight = 3.0 }, { phrase = "my bill", weight = 3.0 }]
+
+[[agents]]
+name = "general"
+description = "Anything else."
+"#;
+
+#[test]
+fn out_of_scope_keywords_and_unknown_words_raise_the_none_score() {
+    let c = Catalogue::from_toml_str(WITH_NONE_EVIDENCE).expect("loads");
+    assert_eq!(c.none_keywords().len(), 2);
+    assert_eq!(c.linear().unwrap().unknown_word_weight, 1.5);
+    let fast = FastPath::new(&c).unwrap();
+    // Every word known ("my" and "bill" are words of "my bill"): none_bias alone.
+    let scan = fast.scan("my bill cost");
+    assert_eq!(scan.none, -1.0);
+    assert_eq!(scan.scores[0], 6.0);
+    let want = 6f64.exp() / (6f64.exp() + (-1f64).exp());
+    match fast.judge(&scan) {
+        FastOutcome::Decided { confidence, .. } => {
+            assert!((f64::from(confidence) - want).abs() < 1e-6, "{confidence}")
+        }
+        other => panic!("{other:?}"),
+    }
+    // "what", "is" and "the" are unknown (each counted once, however often repeated); "stock
+    // price" is a none keyword and its words are known: -1 + 3 x 1.5 + 4 = 7.5 against cost's 3.
+    let scan = fast.scan("what is the cost what is stock price");
+    assert_eq!(scan.none, -1.0 + 3.0 * 1.5 + 4.0);
+    assert!(scan.hits.iter().all(|h| h.agent == 0), "{:?}", scan.hits);
+    match fast.judge(&scan) {
+        FastOutcome::Unrouted { why, .. } => assert_eq!(why, Unrouted::LowConfidence),
+        other => panic!("{other:?}"),
+    }
+    // A none keyword alone is no evidence for any agent.
+    let scan = fast.scan("movie");
+    assert_eq!(scan.none, 0.0);
+    assert!(scan.hits.is_empty());
+    assert!(matches!(
+        fast.judge(&scan),
+        FastOutcome::Unrouted {
+            why: Unrouted::NoKeywordMatch,
+            ..
+        }
+    ));
+    // The file round-trips, none keywords and unknown-word weight included.
+    let again = Catalogue::from_toml_str(&c.to_toml_string()).expect("rendered file loads");
+    assert_eq!(again.none_keywords(), c.none_keywords());
+    assert_eq!(again.linear(), c.linear());
 }
 
 #[test]

@@ -506,7 +506,7 @@ fn clinc_dir() -> PathBuf {
     dir
 }
 
-/// Mined once for all CLINC tests (mining runs a 5-fold cross-validation).
+/// Mined once for all CLINC tests (mining runs a 10-fold cross-validation).
 fn clinc_mined() -> &'static (Mined, String) {
     static MINED: OnceLock<(Mined, String)> = OnceLock::new();
     MINED.get_or_init(|| {
@@ -519,12 +519,13 @@ fn clinc_mined() -> &'static (Mined, String) {
     })
 }
 
-/// Coverage the method reaches on CLINC150 val with the defaults: 80.2 % at precision 99.33 %,
-/// out of scope taken 4 % (the linear model, threshold 0.945 chosen by cross-validation on train).
-/// The 85 % is not reached: the same model would cover 85.6 % at 98.87 % precision on val
-/// with a threshold of 0.88, but the cross-validated out-of-scope rate (100 out-of-scope training
-/// examples) keeps the mined threshold higher. The floor leaves about a point of room.
-const CLINC_MIN_COVERAGE: f64 = 0.79;
+/// Coverage the method reaches on CLINC150 val with the defaults: 83.5 % at precision 99.04 %,
+/// out of scope taken 5 % (the linear model with out-of-scope keywords and unknown words,
+/// threshold 0.875 chosen by 10-fold cross-validation on train). The 85 % is not
+/// reached: cross-validation measures 10 % of the 100 out-of-scope training examples taken at
+/// 0.875 (where it covers 84.4 % of the in-scope ones), and that limit, not precision, holds the
+/// threshold up. The floor leaves about a point of room.
+const CLINC_MIN_COVERAGE: f64 = 0.825;
 
 /// Precision a fast-path decision must keep on CLINC150 val.
 const CLINC_MIN_PRECISION: f64 = 0.985;
@@ -609,6 +610,7 @@ fn with_threshold(catalogue: &Catalogue, threshold: f32) -> Catalogue {
         threshold,
         ..linear
     });
+    builder.none_keywords(catalogue.none_keywords().to_vec());
     builder.build().expect("same agents, other threshold")
 }
 

@@ -80,6 +80,10 @@ pub const MAX_AGENT_WEIGHT: f32 = f32::MAX / 4.0;
 /// [`MAX_AGENT_WEIGHT`]).
 pub const MAX_LINEAR_WEIGHT: f32 = MAX_AGENT_WEIGHT;
 
+/// More distinct words than any query can hold (queries are limited to a few KiB), for the bound
+/// on `unknown_word_weight`.
+pub(crate) const MAX_QUERY_WORDS: f32 = 65536.0;
+
 /// A validated agent catalogue: the agents, the default agent and the fast-path settings.
 ///
 /// Built only through [`Catalogue::from_toml_str`], [`Catalogue::from_path`] or
@@ -93,6 +97,7 @@ pub struct Catalogue {
     /// `POST /query`.
     streaming: Vec<String>,
     linear: Option<LinearSettings>,
+    none_keywords: Vec<Keyword>,
 }
 
 /// One downstream agent.
@@ -137,12 +142,22 @@ pub struct FastPathSettings {
 /// `none_bias`, the score of "none of them" (an out-of-scope query), go through a softmax; the fast
 /// path decides when the best agent's probability reaches `threshold`, and that probability is the
 /// decision's confidence. Agents without keywords (such as a route-only default) take no part.
+///
+/// The out-of-scope class may have keywords of its own (`none_keywords` in `[fast_path]`, see
+/// [`Catalogue::none_keywords`]): phrases that say a query is none of the agents' business. Its
+/// score is then `none_bias` plus the weights of those found in the query. With
+/// `unknown_word_weight`, it also grows with every distinct word of the query that appears in
+/// no keyword of the file (a word the routes have never heard of is a sign the query is about
+/// something else).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LinearSettings {
     /// Probability the best agent needs for a fast-path decision, in (0, 1]. Default 0.9.
     pub threshold: f32,
     /// Score of the out-of-scope class. Default 0.0.
     pub none_bias: f32,
+    /// Added to the out-of-scope class's score for each distinct word of the query that is in
+    /// no keyword of the file (agents' or `none_keywords`). Default 0.0 (words not counted).
+    pub unknown_word_weight: f32,
 }
 
 impl Default for LinearSettings {
@@ -150,6 +165,7 @@ impl Default for LinearSettings {
         LinearSettings {
             threshold: 0.9,
             none_bias: 0.0,
+            unknown_word_weight: 0.0,
         }
     }
 }
@@ -319,6 +335,16 @@ pub enum CatalogueError {
         /// The problem.
         error: Box<CatalogueError>,
     },
+    /// A keyword of the out-of-scope class (`fast_path.none_keywords`) is empty, has no letter
+    /// or digit, has a weight that is not finite, or is listed twice; or the class's weights and
+    /// `none_bias` add up to more than [`MAX_LINEAR_WEIGHT`].
+    #[error("fast_path.none_keywords: keyword {keyword:?} {problem}")]
+    InvalidNoneKeyword {
+        /// The keyword as written (normalised for a duplicate).
+        keyword: String,
+        /// What is wrong and what to do.
+        problem: &'static str,
+    },
     /// The fast-path automaton could not be built (for example, too many keywords).
     #[error("cannot build the keyword automaton: {0}")]
     Automaton(String),
@@ -377,10 +403,25 @@ impl Catalogue {
             builder.linear(LinearSettings {
                 threshold: fp.threshold.unwrap_or(defaults.threshold),
                 none_bias: fp.none_bias.unwrap_or(defaults.none_bias),
+                unknown_word_weight: fp
+                    .unknown_word_weight
+                    .unwrap_or(defaults.unknown_word_weight),
             });
+            builder.none_keywords(
+                fp.none_keywords
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|k| k.0)
+                    .collect(),
+            );
         } else {
-            for (name, set) in [("threshold", fp.threshold), ("none_bias", fp.none_bias)] {
-                if set.is_some() {
+            for (name, set) in [
+                ("threshold", fp.threshold.is_some()),
+                ("none_bias", fp.none_bias.is_some()),
+                ("none_keywords", fp.none_keywords.is_some()),
+                ("unknown_word_weight", fp.unknown_word_weight.is_some()),
+            ] {
+                if set {
                     return wrong(
                         format!("fast_path.{name}"),
                         "needs model = \"linear\" at the top of the file",
@@ -467,6 +508,13 @@ impl Catalogue {
         self.linear
     }
 
+    /// Linear form: the out-of-scope class's keywords (`none_keywords` in `[fast_path]`), whose
+    /// weights add to `none_bias` when they are found; empty when it has none (always in the
+    /// additive form).
+    pub fn none_keywords(&self) -> &[Keyword] {
+        &self.none_keywords
+    }
+
     /// Replaces agents' targets, e.g. from `ROUTER_TARGET_<AGENT>` variables, keyed by agent name;
     /// a blank target makes the agent route-only. Start-up looks up one variable per agent, so
     /// every name here is an agent's; variables that name no agent are reported by start-up.
@@ -490,11 +538,23 @@ impl Catalogue {
             toml_str(&self.default_agent().name)
         ));
         match self.linear {
-            Some(l) => out.push_str(&format!(
-                "[fast_path]\nthreshold = {}\nnone_bias = {}\n",
-                toml_f32(l.threshold),
-                toml_f32(l.none_bias)
-            )),
+            Some(l) => {
+                out.push_str(&format!(
+                    "[fast_path]\nthreshold = {}\nnone_bias = {}\n",
+                    toml_f32(l.threshold),
+                    toml_f32(l.none_bias)
+                ));
+                if l.unknown_word_weight != 0.0 {
+                    out.push_str(&format!(
+                        "unknown_word_weight = {}\n",
+                        toml_f32(l.unknown_word_weight)
+                    ));
+                }
+                if !self.none_keywords.is_empty() {
+                    out.push_str("none_keywords = [");
+                    push_keywords(&mut out, &self.none_keywords);
+                }
+            }
             None => out.push_str(&format!(
                 "[fast_path]\nmargin = {}\nmin_score = {}\n",
                 toml_f32(self.fast_path.margin),
@@ -517,26 +577,27 @@ impl Catalogue {
                 out.push_str(&format!("bias = {}\n", toml_f32(a.bias)));
             }
             out.push_str("keywords = [");
-            for (i, k) in a.keywords.iter().enumerate() {
-                out.push_str(if i == 0 { "\n" } else { ",\n" });
-                if k.weight == 1.0 {
-                    out.push_str(&format!("  {}", toml_str(&k.text)));
-                } else {
-                    out.push_str(&format!(
-                        "  {{ phrase = {}, weight = {} }}",
-                        toml_str(&k.text),
-                        toml_f32(k.weight)
-                    ));
-                }
-            }
-            out.push_str(if a.keywords.is_empty() {
-                "]\n"
-            } else {
-                ",\n]\n"
-            });
+            push_keywords(&mut out, &a.keywords);
         }
         out
     }
+}
+
+/// The elements of a keyword list, one a line, and the closing bracket.
+fn push_keywords(out: &mut String, keywords: &[Keyword]) {
+    for (i, k) in keywords.iter().enumerate() {
+        out.push_str(if i == 0 { "\n" } else { ",\n" });
+        if k.weight == 1.0 {
+            out.push_str(&format!("  {}", toml_str(&k.text)));
+        } else {
+            out.push_str(&format!(
+                "  {{ phrase = {}, weight = {} }}",
+                toml_str(&k.text),
+                toml_f32(k.weight)
+            ));
+        }
+    }
+    out.push_str(if keywords.is_empty() { "]\n" } else { ",\n]\n" });
 }
 
 fn toml_str(s: &str) -> String {
@@ -559,6 +620,7 @@ pub struct CatalogueBuilder {
     agents: Vec<Agent>,
     fast_path: FastPathSettings,
     linear: Option<LinearSettings>,
+    none_keywords: Vec<Keyword>,
 }
 
 impl CatalogueBuilder {
@@ -569,6 +631,7 @@ impl CatalogueBuilder {
             agents: Vec::new(),
             fast_path: FastPathSettings::default(),
             linear: None,
+            none_keywords: Vec::new(),
         }
     }
 
@@ -587,6 +650,13 @@ impl CatalogueBuilder {
     /// Makes the catalogue a linear-form one, with this decision rule (see [`LinearSettings`]).
     pub fn linear(&mut self, settings: LinearSettings) -> &mut Self {
         self.linear = Some(settings);
+        self
+    }
+
+    /// Linear form: gives the out-of-scope class these keywords (see
+    /// [`Catalogue::none_keywords`]).
+    pub fn none_keywords(&mut self, keywords: Vec<Keyword>) -> &mut Self {
+        self.none_keywords = keywords;
         self
     }
 
@@ -613,7 +683,14 @@ impl CatalogueBuilder {
                 return Err(CatalogueError::InvalidProbability(l.threshold));
             }
             check_bias("none_bias".to_owned(), l.none_bias)?;
+            // A query has at most a few thousand distinct words, so this bound keeps the score
+            // finite.
+            check_bias(
+                "unknown_word_weight".to_owned(),
+                l.unknown_word_weight * MAX_QUERY_WORDS,
+            )?;
         }
+        let none_keywords = self.checked_none_keywords()?;
         let mut seen_names: HashMap<&str, ()> = HashMap::new();
         // Names with `-` read as `_`: `ROUTER_TARGET_<AGENT>` cannot tell `on-call` from `on_call`.
         let mut seen_folded: HashMap<String, &str> = HashMap::new();
@@ -725,7 +802,60 @@ impl CatalogueBuilder {
             fast_path: self.fast_path,
             streaming: Vec::new(),
             linear: self.linear,
+            none_keywords,
         })
+    }
+
+    /// The out-of-scope class's keywords, checked like an agent's (linear form only).
+    fn checked_none_keywords(&self) -> Result<Vec<Keyword>, CatalogueError> {
+        let Some(linear) = self.linear else {
+            if self.none_keywords.is_empty() {
+                return Ok(Vec::new());
+            }
+            return Err(CatalogueError::WrongForm {
+                what: "fast_path.none_keywords".to_owned(),
+                needs: "needs the linear form (model = \"linear\")",
+            });
+        };
+        let bad = |keyword: &str, problem| {
+            Err(CatalogueError::InvalidNoneKeyword {
+                keyword: keyword.to_owned(),
+                problem,
+            })
+        };
+        let mut seen: HashMap<String, ()> = HashMap::with_capacity(self.none_keywords.len());
+        let mut total = f64::from(linear.none_bias.abs());
+        let mut keywords = Vec::with_capacity(self.none_keywords.len());
+        for k in &self.none_keywords {
+            let norm = normalize_query(&k.text);
+            if norm.is_empty() {
+                return bad(&k.text, "is empty: remove it");
+            }
+            if !norm.chars().any(is_word_char) {
+                return bad(
+                    &k.text,
+                    "has no letter or digit and can never match: remove it",
+                );
+            }
+            if !k.weight.is_finite() {
+                return bad(&k.text, "has a weight that is not a finite number");
+            }
+            if seen.insert(norm.clone(), ()).is_some() {
+                return bad(&norm, "is listed twice: remove one");
+            }
+            total += f64::from(k.weight.abs());
+            keywords.push(Keyword {
+                text: k.text.trim().to_owned(),
+                weight: k.weight,
+            });
+        }
+        if total > f64::from(MAX_LINEAR_WEIGHT) {
+            return bad(
+                "(all)",
+                "weights and none_bias add up to more than the limit: make them smaller",
+            );
+        }
+        Ok(keywords)
     }
 }
 
@@ -810,7 +940,9 @@ fn locate(text: &str, error: CatalogueError) -> CatalogueError {
         CatalogueError::UnknownDefaultAgent { .. } => {
             spans.default_agent.as_ref().map(|d| d.span().start)
         }
-        CatalogueError::InvalidThreshold { .. } => spans.fast_path.as_ref().map(|f| f.span().start),
+        CatalogueError::InvalidThreshold { .. } | CatalogueError::InvalidNoneKeyword { .. } => {
+            spans.fast_path.as_ref().map(|f| f.span().start)
+        }
         _ => None,
     };
     match offset {
@@ -858,6 +990,9 @@ struct RawFastPath {
     min_score: Option<f32>,
     threshold: Option<f32>,
     none_bias: Option<f32>,
+    unknown_word_weight: Option<f32>,
+    #[serde(default)]
+    none_keywords: Option<Vec<RawKeyword>>,
 }
 
 #[derive(Deserialize)]

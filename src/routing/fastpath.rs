@@ -10,12 +10,15 @@
 //! word boundaries, but every keyword found counts (overlaps are not resolved: the weights were
 //! fitted with every n-gram of the query present), each agent starts from its bias, and the
 //! decision is made on the softmax probability of the best agent against the others and the
-//! out-of-scope class.
+//! out-of-scope class, whose score is `none_bias` plus the weights of its own keywords found
+//! (`none_keywords`; they share the automaton).
 
 use aho_corasick::{AhoCorasick, MatchKind};
 
-use super::catalogue::{Catalogue, CatalogueError, FastPathSettings, LinearSettings};
-use super::normalize::{joins_words, normalize_into};
+use super::catalogue::{
+    Catalogue, CatalogueError, FastPathSettings, LinearSettings, MAX_QUERY_WORDS,
+};
+use super::normalize::{is_word_char, joins_words, normalize_into};
 
 /// The compiled keyword automaton and what each pattern means. Build once per process.
 #[derive(Debug, Clone)]
@@ -29,6 +32,11 @@ pub struct FastPath {
     biases: Vec<f32>,
     /// Agents that take part in the linear form's softmax (those with keywords).
     in_model: Vec<bool>,
+    /// The out-of-scope class's score before any keyword (`none_bias`; 0 in the additive form).
+    none_bias: f32,
+    /// Linear form with `unknown_word_weight`: every word of every keyword (runs of word
+    /// characters of the normalised texts). Empty when unknown words are not counted.
+    vocabulary: std::collections::HashSet<Box<str>>,
     settings: FastPathSettings,
     linear: Option<LinearSettings>,
 }
@@ -37,6 +45,8 @@ pub struct FastPath {
 struct Pattern {
     /// The (agent, keyword, weight) entries of this text, in file order.
     entries: std::ops::Range<usize>,
+    /// Its weight for the out-of-scope class (linear form; 0 when it has none).
+    none_weight: f32,
     /// The normalised pattern starts (ends) with a character that joins words, so the query
     /// character before (after) the match must not join with it.
     bounded_start: bool,
@@ -62,6 +72,9 @@ pub struct Scan {
     /// Score per agent, indexed like [`Catalogue::agents`]: the sum of its hits' weights, plus
     /// its bias in the linear form.
     pub scores: Vec<f32>,
+    /// Linear form: the out-of-scope class's score, `none_bias` plus the weights of its keywords
+    /// found (see [`Catalogue::none_keywords`]); 0 in the additive form.
+    pub none: f32,
 }
 
 impl Scan {
@@ -150,6 +163,7 @@ impl FastPath {
         let mut by_text: std::collections::HashMap<String, usize> = Default::default();
         let mut texts: Vec<String> = Vec::new();
         let mut grouped: Vec<Vec<KeywordHit>> = Vec::new();
+        let mut none_weights: Vec<f32> = Vec::new();
         let mut buf = String::new();
         for (agent, a) in catalogue.agents().iter().enumerate() {
             for (keyword, k) in a.keywords.iter().enumerate() {
@@ -157,6 +171,7 @@ impl FastPath {
                 let id = *by_text.entry(buf.clone()).or_insert_with(|| {
                     texts.push(buf.clone());
                     grouped.push(Vec::new());
+                    none_weights.push(0.0);
                     texts.len() - 1
                 });
                 grouped[id].push(KeywordHit {
@@ -166,25 +181,43 @@ impl FastPath {
                 });
             }
         }
+        for k in catalogue.none_keywords() {
+            normalize_into(&k.text, &mut buf);
+            let id = *by_text.entry(buf.clone()).or_insert_with(|| {
+                texts.push(buf.clone());
+                grouped.push(Vec::new());
+                none_weights.push(0.0);
+                texts.len() - 1
+            });
+            none_weights[id] += k.weight;
+        }
         let mut entries = Vec::new();
         let patterns = texts
             .iter()
             .zip(grouped)
-            .map(|(text, group)| {
+            .zip(none_weights)
+            .map(|((text, group), none_weight)| {
                 let start = entries.len();
                 entries.extend(group);
                 Pattern {
                     entries: start..entries.len(),
+                    none_weight,
                     bounded_start: text.chars().next().is_some_and(joins_words),
                     bounded_end: text.chars().next_back().is_some_and(joins_words),
                 }
             })
             .collect();
+        let linear = catalogue.linear();
+        let mut vocabulary = std::collections::HashSet::new();
+        if linear.is_some_and(|l| l.unknown_word_weight != 0.0) {
+            for text in &texts {
+                vocabulary.extend(words(text).map(Box::from));
+            }
+        }
         let automaton = AhoCorasick::builder()
             .match_kind(MatchKind::Standard)
             .build(&texts)
             .map_err(|e| CatalogueError::Automaton(e.to_string()))?;
-        let linear = catalogue.linear();
         Ok(FastPath {
             automaton,
             patterns,
@@ -199,6 +232,8 @@ impl FastPath {
                 .iter()
                 .map(|a| !a.keywords.is_empty())
                 .collect(),
+            none_bias: linear.map_or(0.0, |l| l.none_bias),
+            vocabulary,
             settings: catalogue.fast_path(),
             linear,
         })
@@ -233,6 +268,7 @@ impl FastPath {
         // Leftmost-longest: earliest start first, the longer match first on a tie, then file order.
         found.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)).then(a.2.cmp(&b.2)));
         let mut scores = self.biases.clone();
+        let mut none = self.none_bias;
         let mut hits: Vec<KeywordHit> = Vec::new();
         let mut counted: Vec<usize> = Vec::new();
         let mut covered_to = 0;
@@ -248,12 +284,27 @@ impl FastPath {
                 continue; // a keyword counts once, however often it is repeated
             }
             counted.push(pid);
+            none += self.patterns[pid].none_weight;
             for h in &self.entries[self.patterns[pid].entries.clone()] {
                 scores[h.agent] += h.weight;
                 hits.push(*h);
             }
         }
-        Scan { hits, scores }
+        if let Some(l) = self.linear.filter(|_| !self.vocabulary.is_empty()) {
+            none += l.unknown_word_weight * self.unknown_words(&text);
+        }
+        Scan { hits, scores, none }
+    }
+
+    /// Distinct words of a normalised query that are in no keyword (at most
+    /// [`MAX_QUERY_WORDS`], which keeps the score finite).
+    fn unknown_words(&self, text: &str) -> f32 {
+        let mut unknown: Vec<&str> = words(text)
+            .filter(|w| !self.vocabulary.contains(*w))
+            .collect();
+        unknown.sort_unstable();
+        unknown.dedup();
+        (unknown.len() as f32).min(MAX_QUERY_WORDS)
     }
 
     /// How much evidence `scan` holds for `agent`, as a share of what a decision needs, so 1 or
@@ -281,7 +332,7 @@ impl FastPath {
     /// keywords) and the out-of-scope class. `None` in the additive form, or for an agent
     /// without keywords.
     pub fn agent_probability(&self, scan: &Scan, agent: usize) -> Option<f32> {
-        let linear = self.linear?;
+        self.linear?;
         if !self.in_model.get(agent).copied().unwrap_or(false) {
             return None;
         }
@@ -292,8 +343,8 @@ impl FastPath {
             .zip(&self.in_model)
             .filter(|(_, m)| **m)
             .map(|(s, _)| f64::from(*s))
-            .fold(f64::from(linear.none_bias), f64::max);
-        let mut sum = (f64::from(linear.none_bias) - top).exp();
+            .fold(f64::from(scan.none), f64::max);
+        let mut sum = (f64::from(scan.none) - top).exp();
         for (s, m) in scan.scores.iter().zip(&self.in_model) {
             if *m {
                 sum += (f64::from(*s) - top).exp();
@@ -313,7 +364,7 @@ impl FastPath {
     /// whether another agent ties it. `None` for an additive-form catalogue or when no agent
     /// has keywords.
     pub fn probability(&self, scan: &Scan) -> Option<(usize, f32, bool)> {
-        let linear = self.linear?;
+        self.linear?;
         let mut best: Option<usize> = None;
         let mut tie = false;
         for (i, &s) in scan.scores.iter().enumerate() {
@@ -332,8 +383,8 @@ impl FastPath {
         let best = best?;
         // Scores are finite and bounded by validation; subtracting the largest keeps every
         // exponent at or below 0, so the sum is at least 1 and never overflows.
-        let top = f64::from(scan.scores[best]).max(f64::from(linear.none_bias));
-        let mut sum = (f64::from(linear.none_bias) - top).exp();
+        let top = f64::from(scan.scores[best]).max(f64::from(scan.none));
+        let mut sum = (f64::from(scan.none) - top).exp();
         for (i, &s) in scan.scores.iter().enumerate() {
             if self.in_model[i] {
                 sum += (f64::from(s) - top).exp();
@@ -407,7 +458,7 @@ impl FastPath {
         let runner_up = if runner_up.is_finite() {
             runner_up
         } else {
-            linear.none_bias
+            scan.none
         };
         let unrouted = |why| FastOutcome::Unrouted {
             why,
@@ -436,4 +487,10 @@ impl FastPath {
             confidence: p.clamp(0.0, 1.0),
         }
     }
+}
+
+/// The words of a normalised text: maximal runs of word characters.
+pub(crate) fn words(text: &str) -> impl Iterator<Item = &str> {
+    text.split(|c: char| !is_word_char(c))
+        .filter(|w| !w.is_empty())
 }

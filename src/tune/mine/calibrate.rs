@@ -14,7 +14,7 @@ pub const BETA_RANGE: (f64, f64) = (0.25, 4.0);
 
 /// One held-out query: the scores of the classes in play and the labelled one.
 pub(super) struct HeldOut {
-    /// Scores of the agents with keywords, then out of scope (`none_bias`) last.
+    /// Scores of the agents with keywords, then out of scope last.
     pub scores: Vec<f32>,
     /// Index of the labelled class in `scores`, `None` when the label names an agent left
     /// without keywords (it can never be right).

@@ -33,6 +33,8 @@ pub(super) const NO_WORD: u32 = u32::MAX;
 /// One n-gram seen in at least `min_support` examples.
 pub(super) struct Gram {
     pub words: usize,
+    /// Its words' ids.
+    pub key: GramKey,
     /// The words joined by single spaces: the keyword as the routes file will hold it.
     pub text: String,
     /// Made only of stop words (never a keyword when it is one word).
@@ -53,6 +55,10 @@ pub(super) struct Corpus {
     pub grams: Vec<Gram>,
     /// Name of the route-only default agent (`general`, or `general_default` if taken).
     pub default_name: String,
+    /// Every word seen, by id.
+    pub vocab: HashMap<String, u32>,
+    /// Each example's distinct word ids, ascending.
+    pub example_words: Vec<Vec<u32>>,
 }
 
 impl Corpus {
@@ -81,6 +87,7 @@ impl Corpus {
         let mut norm = String::new();
         let mut toks: Vec<(u32, bool)> = Vec::new(); // (word id, preceded by exactly one space)
         let mut keys: Vec<GramKey> = Vec::new();
+        let mut example_words: Vec<Vec<u32>> = Vec::with_capacity(examples.len());
         for (i, ex) in examples.iter().enumerate() {
             normalize_into(&ex.query, &mut norm);
             toks.clear();
@@ -113,6 +120,10 @@ impl Corpus {
                     _ => {}
                 }
             }
+            let mut distinct: Vec<u32> = toks.iter().map(|t| t.0).collect();
+            distinct.sort_unstable();
+            distinct.dedup();
+            example_words.push(distinct);
             // N-grams of words separated by exactly one space, so that the phrase matches the
             // query exactly as the fast path will see it.
             keys.clear();
@@ -145,6 +156,7 @@ impl Corpus {
                     .join(" ");
                 Gram {
                     words: n,
+                    key,
                     text,
                     stop_only: key[..n].iter().all(|&w| stop[w as usize]),
                     clean_edges: !stop[key[0] as usize] && !stop[key[n - 1] as usize],
@@ -158,7 +170,22 @@ impl Corpus {
             example_label,
             grams,
             default_name,
+            vocab,
+            example_words,
         })
+    }
+
+    /// Whether any example is out of scope.
+    pub fn has_out_of_scope(&self) -> bool {
+        self.example_label.contains(&self.agents())
+    }
+
+    /// For each example, how many of its distinct words are not in `known` (indexed by word id).
+    pub fn unknown_words(&self, known: &[bool]) -> Vec<f64> {
+        self.example_words
+            .iter()
+            .map(|ws| ws.iter().filter(|&&w| !known[w as usize]).count() as f64)
+            .collect()
     }
 
     /// Examples of each class (`agents()` for out of scope) that contain n-gram `gram`, among

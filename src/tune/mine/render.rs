@@ -24,7 +24,7 @@ pub(super) fn catalogue(
 ) -> Result<Catalogue, CatalogueError> {
     let k = corpus.agents();
     // Per agent: (keyword text, weight, examples of the agent containing it, clean edges).
-    let mut per_agent: Vec<Vec<(&str, f32, usize, bool)>> = vec![Vec::new(); k];
+    let mut per_agent: Vec<Vec<(&str, f32, usize, bool)>> = vec![Vec::new(); k + 1];
     let mut counts = vec![0usize; k + 1];
     for (c, weights) in model.weights.iter().enumerate() {
         if weights.is_empty() {
@@ -50,7 +50,18 @@ pub(super) fn catalogue(
     builder.linear(LinearSettings {
         threshold: 0.5,
         none_bias: 0.0,
+        unknown_word_weight: rounded(model.unknown_weight * beta),
     });
+    let mut none: Vec<(&str, f32, usize, bool)> = std::mem::take(&mut per_agent[k]);
+    none.sort_by(|x, y| y.1.total_cmp(&x.1).then_with(|| x.0.cmp(y.0)));
+    builder.none_keywords(
+        none.iter()
+            .map(|&(text, weight, _, _)| Keyword {
+                text: text.to_owned(),
+                weight,
+            })
+            .collect(),
+    );
     for (a, name) in corpus.labels.iter().enumerate() {
         let mut kws = std::mem::take(&mut per_agent[a]);
         kws.sort_by(|x, y| y.1.total_cmp(&x.1).then_with(|| x.0.cmp(y.0)));
@@ -89,6 +100,7 @@ pub(super) fn with_linear(
 ) -> Result<Catalogue, CatalogueError> {
     let mut builder = CatalogueBuilder::new(catalogue.default_agent().name.clone());
     builder.linear(settings);
+    builder.none_keywords(catalogue.none_keywords().to_vec());
     for a in catalogue.agents() {
         builder.agent(a.clone());
     }
@@ -145,7 +157,8 @@ pub fn render(mined: &Mined, examples: &[Example], options: &MineOptions) -> Str
     let mut out = format!(
         "# Mined by `agent-router keywords` from {} labelled examples ({} out of scope):\n\
          # a linear model over 1-3 word n-grams (L1-penalised multinomial logistic regression),\n\
-         # {} agents, {} keywords ({} weighing on several agents), {} weights.\n\
+         # {} agents, {} keywords ({} weighing on several agents), {} weights;\n\
+         # out of scope: {} keywords, {} per unknown word.\n\
          # Calibrated (scores x {:.3}) and threshold chosen by {}-fold cross-validation for\n\
          # precision >= {} (with a reserve){}:\n\
          # held-out coverage {:.2}%, precision {:.2}%, out of scope taken {:.2}%.\n\n",
@@ -155,6 +168,11 @@ pub fn render(mined: &Mined, examples: &[Example], options: &MineOptions) -> Str
         texts,
         shared,
         weights,
+        mined.catalogue.none_keywords().len(),
+        mined
+            .catalogue
+            .linear()
+            .map_or(0.0, |l| l.unknown_word_weight),
         h.beta,
         options.folds,
         options.min_precision,
@@ -174,7 +192,7 @@ pub fn render(mined: &Mined, examples: &[Example], options: &MineOptions) -> Str
 /// Lines for stderr describing a mining result: hold-out figures and keywords per agent.
 pub fn report_lines(mined: &Mined, examples: &[Example]) -> Vec<String> {
     let h = &mined.holdout;
-    let threshold = mined.catalogue.linear().map_or(f32::NAN, |l| l.threshold);
+    let threshold = linear_field(mined, |l| l.threshold);
     let (texts, weights, shared) = keyword_counts(&mined.catalogue);
     let mut lines = vec![
         format!(
@@ -192,8 +210,13 @@ pub fn report_lines(mined: &Mined, examples: &[Example]) -> Vec<String> {
             }
         ),
         format!(
-            "{} of {} candidate n-grams kept ({} on several agents), {} weights",
-            texts, mined.candidates, shared, weights
+            "{} of {} candidate n-grams kept ({} on several agents), {} weights; out of scope: {} keywords, {} per unknown word",
+            texts,
+            mined.candidates,
+            shared,
+            weights,
+            mined.catalogue.none_keywords().len(),
+            linear_field(mined, |l| l.unknown_word_weight),
         ),
     ];
     for a in mined.catalogue.agents() {
@@ -205,4 +228,9 @@ pub fn report_lines(mined: &Mined, examples: &[Example]) -> Vec<String> {
         ));
     }
     lines
+}
+
+/// A number of the mined file's linear settings (NaN if it had none).
+fn linear_field(mined: &Mined, field: fn(&LinearSettings) -> f32) -> f32 {
+    mined.catalogue.linear().map_or(f32::NAN, |l| field(&l))
 }

@@ -1,11 +1,17 @@
 //! Fitting the linear model: multinomial logistic regression with an L1 penalty.
 //!
-//! Classes are the agents plus out of scope, whose score is fixed at 0 (the reference class: a
-//! softmax does not change when the same number is added to every class's score, so fixing one
-//! class loses nothing, and `none_bias` is 0 in the file). Each candidate has a weight for each
-//! agent; each agent a bias. The objective is the mean log-loss plus [`L1_PENALTY`] times the sum
-//! of the weights' absolute values (biases are not penalised), so most weights end exactly at 0
-//! and the routes file stays sparse.
+//! Classes are the agents plus out of scope. Each candidate has a weight for each class, out of
+//! scope included (phrases that say a query is none of the agents' business: the file's
+//! `none_keywords`); each agent a bias, out of scope none (the reference class: a softmax does
+//! not change when the same number is added to every class's score, so `none_bias` is 0 in the
+//! file). Out of scope also has one weight per *unknown word*, a distinct word of the query that
+//! no keyword of the file contains (`unknown_word_weight`): routes built from a domain's queries
+//! have never heard of most words of a query about something else. The objective is the mean
+//! log-loss plus [`L1_PENALTY`] times the sum of the keyword weights' absolute values (biases
+//! and the unknown-word weight are not penalised), so most weights end exactly at 0 and the
+//! routes file stays sparse. Out-of-scope examples are usually few, and taking one is the
+//! costly mistake, so each counts `max(1, in-scope examples / (agents x out-of-scope
+//! examples))` times in the loss: the class weighs like an average agent.
 //!
 //! The optimiser is stochastic proximal gradient descent with AdaGrad step sizes: the examples
 //! are visited [`EPOCHS`] times in a fixed order; each visit takes a gradient step on the
@@ -35,6 +41,8 @@ pub const NEGLIGIBLE: f64 = 1e-4;
 #[derive(Debug, Clone)]
 pub(super) struct Model {
     pub bias: Vec<f64>,
+    /// The out-of-scope class's weight per unknown word.
+    pub unknown_weight: f64,
     /// Per candidate, `(agent, weight)` sorted by agent.
     pub weights: Vec<Vec<(u32, f64)>>,
 }
@@ -46,12 +54,14 @@ struct Entry {
 }
 
 /// Fits the model on the examples `use_example` accepts. `labels[i]` is example `i`'s class
-/// (`agents` for out of scope); `candidates` is the number of candidates in `rows`.
+/// (`agents` for out of scope); `candidates` is the number of candidates in `rows`; `unknown[i]`,
+/// when given, is example `i`'s number of unknown words.
 pub(super) fn fit(
     rows: &Rows,
     labels: &[usize],
     agents: usize,
     candidates: usize,
+    unknown: Option<&[f64]>,
     use_example: &dyn Fn(usize) -> bool,
 ) -> Model {
     let k = agents;
@@ -67,13 +77,23 @@ pub(super) fn fit(
             freq[f as usize] += 1;
         }
     }
+    // Out of scope weighs like an average agent (balanced classes): its examples are usually
+    // few, and taking one on the fast path is the costly mistake.
+    let oos_weight = if size[k] == 0 {
+        1.0
+    } else {
+        (n - size[k]) as f64 / (k as f64 * size[k] as f64)
+    }
+    .max(1.0);
     let mut bias: Vec<f64> = (0..k)
-        .map(|c| ((size[c] as f64 + 1.0) / (size[k] as f64 + 1.0)).ln())
+        .map(|c| ((size[c] as f64 + 1.0) / (size[k] as f64 * oos_weight + 1.0)).ln())
         .collect();
     let mut bias_squared = vec![1e-8f64; k];
+    let (mut unknown_weight, mut unknown_squared) = (0.0f64, 1e-8f64);
     if n == 0 {
         return Model {
             bias,
+            unknown_weight,
             weights: vec![Vec::new(); candidates],
         };
     }
@@ -92,7 +112,9 @@ pub(super) fn fit(
         let row = rows.of(i);
         // Scores and softmax (out of scope, class k, scores 0).
         scores[..k].copy_from_slice(&bias);
-        scores[k] = 0.0;
+        let u = unknown.map_or(0.0, |u| u[i]);
+        scores[k] = unknown_weight * u;
+        let sw = if label == k { oos_weight } else { 1.0 };
         for &f in row {
             for e in &weights[f as usize] {
                 scores[e.class as usize] += e.weight;
@@ -107,16 +129,22 @@ pub(super) fn fit(
         in_play.clear();
         for (c, p) in scores.iter_mut().enumerate() {
             *p /= sum;
-            if c < k && (*p >= NEGLIGIBLE || c == label) {
+            // Out of scope gets keyword weights only from data that has examples of it.
+            if (c < k || size[k] > 0) && (*p >= NEGLIGIBLE || c == label) {
                 in_play.push(c as u32);
             }
         }
         let probs = &scores;
-        let grad = |c: usize| probs[c] - f64::from(u8::from(c == label));
+        let grad = |c: usize| sw * (probs[c] - f64::from(u8::from(c == label)));
         for (c, b) in bias.iter_mut().enumerate() {
             let g = grad(c);
             bias_squared[c] += g * g;
             *b -= LEARNING_RATE * g / bias_squared[c].sqrt();
+        }
+        if u != 0.0 {
+            let g = grad(k) * u;
+            unknown_squared += g * g;
+            unknown_weight -= LEARNING_RATE * g / unknown_squared.sqrt();
         }
         for &f in row {
             let f = f as usize;
@@ -148,6 +176,7 @@ pub(super) fn fit(
     }
     Model {
         bias,
+        unknown_weight,
         weights: weights
             .into_iter()
             .map(|mut es| {
