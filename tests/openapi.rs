@@ -84,6 +84,7 @@ const GET_ROUTE: &str = "GET /route";
 const POST_ROUTE: &str = "POST /route";
 const POST_QUERY: &str = "POST /query";
 const GET_HEALTH: &str = "GET /health";
+const GET_STATS: &str = "GET /stats";
 
 // ------------------------------------------------------------------------------------------------
 // The schema checker (tests/support/schema.rs) understands every schema
@@ -278,10 +279,12 @@ fn api_gateway_can_import_it() {
 // Operations: the handler's endpoints and the template's API
 // ------------------------------------------------------------------------------------------------
 
+/// The API as the local server runs it (with `/stats`), LLM and dispatch off.
 fn plain_api() -> Api {
     Api::new(Arc::new(
         Router::new(Catalogue::embedded_default().unwrap()).unwrap(),
     ))
+    .with_stats(Arc::new(agent_router::ops::stats::Stats::new()))
 }
 
 fn request(method: &str, path: &str, body: &[u8]) -> ApiRequest {
@@ -305,6 +308,7 @@ fn valid_request(op: &str) -> ApiRequest {
         POST_ROUTE => request("POST", "/route", br#"{"query": "What are my AWS costs?"}"#),
         POST_QUERY => request("POST", "/query", br#"{"query": "What are my AWS costs?"}"#),
         GET_HEALTH => request("GET", "/health", b""),
+        GET_STATS => request("GET", "/stats", b""),
         other => panic!("no request for {other}"),
     }
 }
@@ -315,7 +319,9 @@ async fn operations_are_the_handlers_endpoints() {
     let ops = operations(spec());
     assert_eq!(
         ops,
-        BTreeSet::from([GET_ROUTE, POST_ROUTE, POST_QUERY, GET_HEALTH].map(str::to_owned))
+        BTreeSet::from(
+            [GET_ROUTE, POST_ROUTE, POST_QUERY, GET_HEALTH, GET_STATS].map(str::to_owned)
+        )
     );
     for op in &ops {
         let resp = api.handle(valid_request(op)).await;
@@ -373,7 +379,17 @@ fn template_definition_matches_the_spec() {
     // The deployed stage serves every operation but the health check (tests/deploy.rs pins its
     // three operations); openapi.yaml says so.
     let missing: Vec<&String> = ops.difference(&deployed_ops).collect();
-    assert_eq!(missing, [GET_HEALTH], "operations only in openapi.yaml");
+    assert_eq!(
+        missing,
+        [GET_HEALTH, GET_STATS],
+        "operations only in openapi.yaml"
+    );
+    assert!(
+        operation(GET_STATS)["description"]
+            .as_str()
+            .unwrap()
+            .contains("Not exposed by the deployed API Gateway stage")
+    );
     assert!(
         deployed_ops.is_subset(&ops),
         "operations only in the template: {:?}",
@@ -439,7 +455,7 @@ fn template_definition_matches_the_spec() {
 fn producible() -> Vec<(ApiError, &'static [&'static str])> {
     const POSTS: &[&str] = &[POST_ROUTE, POST_QUERY];
     const ROUTING: &[&str] = &[GET_ROUTE, POST_ROUTE, POST_QUERY];
-    const ALL: &[&str] = &[GET_ROUTE, POST_ROUTE, POST_QUERY, GET_HEALTH];
+    const ALL: &[&str] = &[GET_ROUTE, POST_ROUTE, POST_QUERY, GET_HEALTH, GET_STATS];
     const QUERY: &[&str] = &[POST_QUERY];
     let agent = || "cost".to_owned();
     vec![
@@ -453,7 +469,8 @@ fn producible() -> Vec<(ApiError, &'static [&'static str])> {
         (ApiError::InvalidExplain, ROUTING),
         (ApiError::QueryTooLarge(5000), ROUTING),
         (ApiError::BodyTooLarge(20_000), ALL),
-        (ApiError::NotFound("/nope".into()), &[]),
+        // On a documented path only where the process keeps no stats (Lambda).
+        (ApiError::NotFound("/stats".into()), &[GET_STATS]),
         (
             ApiError::MethodNotAllowed {
                 method: "PUT".into(),
@@ -679,6 +696,7 @@ const PLAIN_EXCHANGES: &[(&str, &str, &str, &str, Option<&str>)] = &[
         Some("invalid_explain"),
     ),
     (GET_HEALTH, "health", "/health", "", None),
+    (GET_STATS, "stats", "/stats", "", None),
 ];
 
 /// Bodies for both POST operations: (what, body, code).
@@ -884,6 +902,16 @@ async fn handler_answers_match_the_response_schemas() {
             code,
         ));
     }
+    // As in Lambda: no counters kept, so /stats is not found.
+    exchanges.push((
+        GET_STATS,
+        "no stats kept".into(),
+        Api::new(Arc::new(
+            Router::new(Catalogue::embedded_default().unwrap()).unwrap(),
+        )),
+        request("GET", "/stats", b""),
+        Some("not_found"),
+    ));
     let long_q = format!("/route?q={}", "a".repeat(4097));
     exchanges.push((
         GET_ROUTE,
@@ -974,7 +1002,7 @@ async fn handler_answers_match_the_response_schemas() {
             continue;
         }
         let body: Value = serde_json::from_str(resp.body()).unwrap();
-        if op != GET_HEALTH {
+        if op != GET_HEALTH && op != GET_STATS {
             methods.insert(body["routing_method"].as_str().unwrap().to_owned());
         }
         if op == POST_QUERY {
@@ -1006,7 +1034,11 @@ async fn handler_answers_match_the_response_schemas() {
             let _ = stop_rx.await;
         },
     ));
-    for (op, path) in [(GET_ROUTE, "/route?q=my+bill"), (GET_HEALTH, "/health")] {
+    for (op, path) in [
+        (GET_ROUTE, "/route?q=my+bill"),
+        (GET_HEALTH, "/health"),
+        (GET_STATS, "/stats"),
+    ] {
         let head = format!(
             "GET {path} HTTP/1.1\r\nhost: x\r\ncontent-length: 20000\r\nconnection: close\r\n\r\n"
         );
@@ -1074,7 +1106,7 @@ async fn request_schemas_accept_what_the_handler_accepts() {
         let (path, query) = full_path.split_once('?').unwrap_or((full_path, ""));
         let last = path.trim_end_matches('/').rsplit('/').next().unwrap();
         let op = format!("{method} /{last}");
-        if !operations(spec()).contains(&op) || op == GET_HEALTH {
+        if !operations(spec()).contains(&op) || op == GET_HEALTH || op == GET_STATS {
             continue;
         }
         let mut body: Vec<u8> = match (&case["body"], &case["body_bytes"]) {

@@ -183,21 +183,26 @@ impl Stats {
             .unwrap_or(0);
         let answered: u64 = s.shadow_by_agent.values().map(|v| v.1).sum();
         let rate = |n: u64, d: u64| (d > 0).then(|| n as f64 / d as f64);
+        let counts = |m: &BTreeMap<&'static str, u64>, key: &str| -> Vec<Value> {
+            m.iter()
+                .map(|(k, v)| json!({ key: k, "count": v }))
+                .collect()
+        };
         json!({
             "requests": s.requests,
-            "by_status": s.by_status.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
+            "by_status": s.by_status.iter().map(|(k, v)| json!({"status": k, "count": v})).collect::<Vec<_>>(),
             "routed": routed,
-            "by_routing_method": s.by_method,
-            "by_agent": s.by_agent,
+            "by_routing_method": counts(&s.by_method, "routing_method"),
+            "by_agent": s.by_agent.iter().map(|(k, v)| json!({"agent": k, "count": v})).collect::<Vec<_>>(),
             "cache_hit_rate": rate(cache, cache + s.llm_calls),
-            "llm": {"calls": s.llm_calls, "failures": s.llm_failures, "fallbacks": s.fallbacks},
+            "llm": {"calls": s.llm_calls, "failures": s.llm_failures, "fallbacks": counts(&s.fallbacks, "fallback_reason")},
             "shadow": {
                 "asked": s.shadow_asked,
                 "failed": s.shadow_failed,
                 "agreement": rate(s.shadow_agreed, answered),
                 "by_agent": s.shadow_by_agent.iter().map(|(a, (agree, n))| {
-                    (a.clone(), json!({"answered": n, "agreement": rate(*agree, *n)}))
-                }).collect::<serde_json::Map<_, _>>(),
+                    json!({"agent": a, "answered": n, "agreement": rate(*agree, *n)})
+                }).collect::<Vec<_>>(),
             },
             "latency_us": {
                 "total": s.total.summary(),
