@@ -214,8 +214,14 @@ fn header_in(head: &str, name: &str) -> Option<String> {
     })
 }
 
-#[tokio::test]
-async fn corpus_through_the_local_server() {
+type Server = tokio::task::JoinHandle<std::io::Result<()>>;
+
+/// The local server over [`api`] on a free port: its address, a stop switch and its task.
+async fn local_server() -> (
+    std::net::SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+    Server,
+) {
     let listener = agent_router::api::bind("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
@@ -224,6 +230,12 @@ async fn corpus_through_the_local_server() {
     let server = tokio::spawn(agent_router::api::serve(api(), listener, async {
         let _ = stop_rx.await;
     }));
+    (addr, stop_tx, server)
+}
+
+#[tokio::test]
+async fn corpus_through_the_local_server() {
+    let (addr, stop_tx, server) = local_server().await;
     for case in corpus() {
         let headers: String = case
             .headers
@@ -372,14 +384,7 @@ async fn query_says_why_it_did_not_dispatch() {
 
 #[tokio::test]
 async fn the_local_server_reuses_a_well_formed_caller_request_id() {
-    let listener = agent_router::api::bind("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(agent_router::api::serve(api(), listener, async {
-        let _ = stop_rx.await;
-    }));
+    let (addr, stop_tx, server) = local_server().await;
     let long = "x".repeat(agent_router::api::MAX_REQUEST_ID_BYTES + 1);
     // (x-request-id sent, whether it is reused)
     let cases = [
@@ -464,14 +469,7 @@ async fn explain_shows_every_agents_evidence_and_the_thresholds() {
 
 #[tokio::test]
 async fn explain_on_get_through_the_local_server() {
-    let listener = agent_router::api::bind("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(agent_router::api::serve(api(), listener, async {
-        let _ = stop_rx.await;
-    }));
+    let (addr, stop_tx, server) = local_server().await;
     let get =
         |path: &str| format!("GET {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n");
     let (status, _, body) = raw_exchange(

@@ -15,7 +15,7 @@ use std::fmt::{self, Write as _};
 use serde::Serialize;
 
 use super::thresholds::ratio;
-use super::{Example, TuneError, agent_name_for_label};
+use super::{Example, TuneError, agent_name_for_label, pct};
 use crate::routing::{Catalogue, FastOutcome, FastPath, SessionPolicy, Turn};
 
 /// Coverage and precision over one kind of turn.
@@ -162,13 +162,6 @@ impl TurnsReport {
     }
 
     fn write_text(&self, s: &mut String) -> fmt::Result {
-        let pct = |x: f64| {
-            if x.is_nan() {
-                "n/a".to_owned()
-            } else {
-                format!("{:.2}%", x * 100.0)
-            }
-        };
         writeln!(
             s,
             "conversations: {} sessions, {} in-scope turns (session policy, LLM off; switch_confidence {})",

@@ -257,13 +257,17 @@ fn decision_log_note(path: &Path, counts: &LabelCounts) -> Option<String> {
 
 /// Reads and parses a labelled JSON-lines file (see [`parse_examples`]).
 pub fn load_examples(path: &Path) -> Result<Vec<Example>, TuneError> {
-    let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| TuneError::Io {
-        action: "read",
-        path: shown.clone(),
-        message: e.to_string(),
-    })?;
-    parse_examples(&text, &shown)
+    load_labelled(path).map(|(examples, _)| examples)
+}
+
+/// A share as a percentage with two decimals, or `n/a` when it is undefined (NaN: nothing to
+/// divide by), for the text reports.
+pub(crate) fn pct(x: f64) -> String {
+    if x.is_nan() {
+        "n/a".to_owned()
+    } else {
+        format!("{:.2}%", x * 100.0)
+    }
 }
 
 /// A finite, non-negative number given on the command line (a price, a precision), compared

@@ -3,6 +3,7 @@
 use std::fmt::{self, Write as _};
 
 use super::EvalReport;
+use crate::tune::pct;
 
 impl EvalReport {
     /// The human-readable report printed by `eval` without `--json`.
@@ -14,13 +15,6 @@ impl EvalReport {
     }
 
     fn write_text(&self, s: &mut String) -> fmt::Result {
-        let pct = |x: f64| {
-            if x.is_nan() {
-                "n/a".to_owned()
-            } else {
-                format!("{:.2}%", x * 100.0)
-            }
-        };
         writeln!(
             s,
             "queries: {} ({} in scope, {} out of scope)",
