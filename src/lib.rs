@@ -13,9 +13,9 @@
 //! | [`dispatch`] | invoking the chosen agent through the [`ports::Invoker`] port |
 //! | [`sessions`] | conversations: a session store behind [`ports::SessionStore`], with a deadline |
 //! | [`shadow`] | sampled second opinions from the LLM on decisions the fast path made |
-//! | [`aws`] | the AWS adapters (Bedrock, Lambda) and their shared SDK configuration |
-//! | [`api`] | the HTTP API, the local server and the Lambda event adapter |
-//! | [`ops`] | metrics and logging |
+//! | [`aws`] | the AWS adapters (Bedrock, Lambda, DynamoDB) and their shared SDK configuration |
+//! | [`api`] | the HTTP API (buffered or streamed), the local server and the Lambda adapter |
+//! | [`ops`] | metrics, logging, the decision log, `/stats` |
 //! | [`app`] | the binary's wiring: command line, settings, start-up |
 //! | [`tune`] | offline tuning: `eval` and `keywords` over labelled queries |
 #![warn(missing_docs)]

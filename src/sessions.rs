@@ -79,7 +79,8 @@ impl Sessions {
 
     /// The state to save after `decision` for the turn `query` of a session that was `loaded`:
     /// `None` when nothing changes (the default agent took a turn without a tier deciding, so
-    /// the conversation keeps its agent and is not touched).
+    /// the conversation keeps its agent), or when the store could not be read (its state may be
+    /// newer than this turn knows).
     pub fn next_state(
         &self,
         loaded: &Loaded,
@@ -90,8 +91,12 @@ impl Sessions {
             return None;
         }
         let turns = match loaded {
-            Loaded::Found(s) => s.turns.saturating_add(1),
-            Loaded::New | Loaded::Unavailable(_) => 1,
+            // The session's agent left the catalogue: the conversation starts over.
+            Loaded::Found(s) if decision.session.is_some() => s.turns.saturating_add(1),
+            Loaded::Found(_) | Loaded::New => 1,
+            // The store could not be read: whatever it holds may be newer than this turn knows,
+            // so it is left alone rather than overwritten with a conversation started afresh.
+            Loaded::Unavailable(_) => return None,
         };
         Some(SessionState {
             agent: decision.agent.clone(),

@@ -1,5 +1,5 @@
-//! Second opinions, sampled: the LLM is asked about a share of the queries the fast path (or a
-//! conversation) decided, so production says how often those decisions agree with the LLM's,
+//! Second opinions, sampled: the LLM is asked about a share of the queries the fast path decided
+//! outside a conversation, so production says how often those decisions agree with the LLM's,
 //! with no label from anyone. The user's answer never waits for it.
 //!
 //! [`Shadows`] decides which requests get one: a rate (`ROUTER_SHADOW_RATE`), a per-process cap
@@ -10,7 +10,7 @@ use std::hash::{BuildHasher, RandomState};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::routing::{Decision, RoutingMethod, SecondOpinion};
+use crate::routing::{Decision, RoutingMethod, SecondOpinion, SessionStatus};
 
 /// What became of a sampled second opinion, for the metrics, the stats and the decision log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,14 +71,15 @@ impl Shadows {
         self.on_route
     }
 
-    /// Whether this decision gets a second opinion: a fast or session decision, drawn at the
-    /// rate, within the per-second cap.
+    /// Whether this decision gets a second opinion: a fast-path decision, drawn at the rate,
+    /// within the per-second cap. Not a conversation's turn: the LLM would be asked without the
+    /// conversation, so its answer would not be comparable.
     pub fn sample(&self, decision: &Decision) -> bool {
-        if !matches!(
-            decision.routing_method,
-            RoutingMethod::Fast | RoutingMethod::Session
-        ) || self.rate <= 0.0
-        {
+        let in_conversation = decision
+            .session
+            .as_ref()
+            .is_some_and(|s| s.state == SessionStatus::Continued);
+        if decision.routing_method != RoutingMethod::Fast || in_conversation || self.rate <= 0.0 {
             return false;
         }
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
@@ -159,7 +160,10 @@ mod tests {
         ] {
             assert!(!all.sample(&decision(m)), "{m:?}");
         }
-        assert!(all.sample(&decision(RoutingMethod::Session)));
+        assert!(
+            !all.sample(&decision(RoutingMethod::Session)),
+            "no context, no comparison"
+        );
         assert!(!Shadows::new(0.0, 1e9, true).sample(&fast));
         // The cap: 5 a second, whatever the rate.
         let capped = Shadows::new(1.0, 5.0, true);

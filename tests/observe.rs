@@ -261,12 +261,13 @@ async fn a_second_opinion_on_query_is_joined_before_the_answer() {
         .unwrap()
         .with_llm(model.clone(), LlmSettings::default())
         .unwrap();
+    // The agent takes 20 ms: the (instant) second opinion is back before it.
     let invoker = Arc::new(StaticInvoker::new(
         Ok(Invocation {
             payload: b"{}".to_vec(),
             function_error: None,
         }),
-        Duration::ZERO,
+        Duration::from_millis(20),
     ));
     let stats = Arc::new(Stats::new());
     let api = Api::new(Arc::new(router))
@@ -352,5 +353,71 @@ async fn stats_are_a_local_server_endpoint() {
         .await
         .status(),
         405
+    );
+}
+
+/// A model that takes ten seconds.
+#[derive(Debug)]
+struct Slow;
+
+impl agent_router::ports::Classifier for Slow {
+    fn classify<'a>(
+        &'a self,
+        _s: &'a str,
+        _q: &'a str,
+        _t: Duration,
+    ) -> agent_router::ports::ClassifyFuture<'a> {
+        Box::pin(async {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            Ok(LlmAnswer {
+                text: "cost".into(),
+                usage: Usage::default(),
+            })
+        })
+    }
+
+    fn model_id(&self) -> &str {
+        "slow"
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_answer_never_waits_for_a_second_opinion() {
+    let mut catalogue = Catalogue::embedded_default().unwrap();
+    catalogue.override_targets(&[("cost".to_owned(), "cost-fn".to_owned())].into());
+    let router = Router::new(catalogue)
+        .unwrap()
+        .with_llm(Arc::new(Slow), LlmSettings::default())
+        .unwrap();
+    let invoker = Arc::new(StaticInvoker::new(
+        Ok(Invocation {
+            payload: b"{}".to_vec(),
+            function_error: None,
+        }),
+        Duration::from_millis(100),
+    ));
+    let stats = Arc::new(Stats::new());
+    let api = Api::new(Arc::new(router))
+        .with_dispatcher(Arc::new(Dispatcher::new(
+            invoker,
+            Duration::from_secs(5),
+            Duration::ZERO,
+        )))
+        .with_shadows(Shadows::new(1.0, 1000.0, false))
+        .with_stats(stats.clone());
+    let started = tokio::time::Instant::now();
+    let resp = api
+        .handle(post(r#"{"query": "What are my AWS costs?"}"#, "/query"))
+        .await;
+    assert_eq!(resp.status(), 200);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "answered when the agent did, not when the model would have: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        stats.snapshot()["shadow"]["asked"],
+        0,
+        "the late opinion was dropped"
     );
 }

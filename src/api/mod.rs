@@ -1,7 +1,8 @@
 //! The HTTP API, independent of how requests arrive (Lambda event or local socket).
 //!
 //! Adapters turn their request into an [`ApiRequest`] and send the [`http::Response`] back.
-//! Endpoints: `POST /route`, `GET /route?q=`, `POST /query`, `GET /health`. Paths are matched on
+//! Endpoints: `POST /route`, `GET /route?q=`, `POST /query`, `GET /health`, and `GET /stats` where
+//! counters are kept (the local server). Paths are matched on
 //! their last segment, so API Gateway stage prefixes and custom-domain base paths need no setup.
 //! `POST /query` with `Accept: text/event-stream` answers with Server-Sent Events as the agent
 //! writes ([`Api::respond`], the [`stream`] module).
@@ -284,6 +285,9 @@ impl Api {
                     None,
                 ));
             }
+            (Endpoint::Stats, _) if self.stats.is_none() => Err(ApiError::NotFound(
+                truncate_bytes(&req.path, 200).to_owned(),
+            )),
             (Endpoint::Stats, &Method::GET) => match &self.stats {
                 Some(stats) => {
                     return Step::Whole((
@@ -328,13 +332,17 @@ impl Api {
             && input.dispatch
             && self.dispatcher.is_some()
             && target.is_some();
-        let second_opinion = self.shadows.as_ref().is_some_and(|s| s.sample(&decision));
+        // A second opinion only where one can be asked without the answer waiting for it:
+        // beside an agent's buffered invocation, or in the background where the process
+        // outlives the answer (not in Lambda). Sampling spends a slot of the per-second cap.
+        let on_route = self.shadows.as_ref().is_some_and(|s| s.on_route());
+        let can_ask = on_route || (invokes && !events);
+        let second_opinion = can_ask && self.shadows.as_ref().is_some_and(|s| s.sample(&decision));
         if !invokes {
             // No agent to wait for: the turn is saved before the answer (Lambda may freeze the
             // process as soon as it is sent).
             let failed = self.save_turn(pending.as_ref(), request_id).await;
             mark_write(&mut decision, failed);
-            let on_route = self.shadows.as_ref().is_some_and(|s| s.on_route());
             if second_opinion && on_route {
                 // The answer goes now; the second opinion follows in the background, then logs.
                 self.spawn_second_opinion(&input, &decision);
@@ -370,6 +378,7 @@ impl Api {
                         request_id: request_id.to_owned(),
                         dispatch: Err(reason),
                         metrics: self.metrics.clone(),
+                        stats: self.stats.clone(),
                         started,
                     });
                 }
@@ -384,9 +393,6 @@ impl Api {
             &decision,
             request_id,
         );
-        let remaining = req
-            .remaining
-            .map(|r| r.saturating_sub(Duration::from_micros(decision.timings_us.route)));
         if events {
             // No second opinion joined to a stream: one is spawned where the process outlives
             // the answer (outside Lambda), else skipped; the decision log is written now.
@@ -400,6 +406,8 @@ impl Api {
             let write_failed = self.save_turn(pending.as_ref(), request_id).await;
             mark_write(&mut decision, write_failed);
             let streams = self.router.catalogue().streams(&decision.agent);
+            // The caller's time left now: routing, the session store and the save included.
+            let remaining = req.remaining.map(|r| r.saturating_sub(started.elapsed()));
             return Step::Stream(stream::StreamPlan {
                 decision,
                 explain: explanation,
@@ -412,23 +420,33 @@ impl Api {
                     streams,
                 }),
                 metrics: self.metrics.clone(),
+                stats: self.stats.clone(),
                 started,
             });
         }
-        // The turn is saved, and a sampled second opinion asked, while the agent answers; all
-        // finish before the response.
-        let opinion = async {
-            if second_opinion {
-                Some(ask_second_opinion(&self.router, &input.query, &decision).await)
-            } else {
-                None
-            }
-        };
-        let (dispatched, write_failed, opinion) = tokio::join!(
+        // The caller's time left now: routing and the session store included.
+        let remaining = req.remaining.map(|r| r.saturating_sub(started.elapsed()));
+        // The turn is saved, and a sampled second opinion asked, while the agent answers. The
+        // answer waits for the agent and the save only: an opinion not back by then is dropped.
+        let opinion = second_opinion.then(|| {
+            let (router, query, d) = (self.router.clone(), input.query.clone(), decision.clone());
+            tokio::spawn(async move { ask_second_opinion(&router, &query, &d).await })
+        });
+        let (dispatched, write_failed) = tokio::join!(
             dispatcher.dispatch(&decision.agent, &target, payload, remaining),
             self.save_turn(pending.as_ref(), request_id),
-            opinion
         );
+        // Let a finished opinion's task hand its result over (it needs one more poll).
+        tokio::task::yield_now().await;
+        let opinion = match opinion {
+            Some(task) if task.is_finished() => task.await.ok(),
+            Some(task) => {
+                task.abort();
+                tracing::debug!("second opinion not back when the agent answered: dropped");
+                None
+            }
+            None => None,
+        };
         mark_write(&mut decision, write_failed);
         self.observed(&input, &decision, opinion.as_ref());
         let shadow = opinion;
@@ -565,8 +583,10 @@ impl Api {
             .route_turn(&input.query, loaded.conversation().as_ref(), remaining)
             .await;
         match &loaded {
-            Loaded::Found(_) => {}
-            Loaded::New => {
+            // The session's agent is still in the catalogue: the policy marked the turn.
+            Loaded::Found(_) if decision.session.is_some() => {}
+            // No earlier turn, or one whose agent the catalogue no longer has.
+            Loaded::Found(_) | Loaded::New => {
                 decision.session = Some(SessionInfo {
                     state: SessionStatus::New,
                     agent: None,

@@ -131,6 +131,8 @@ pub(crate) struct StreamPlan {
     pub request_id: String,
     pub dispatch: Result<AgentCall, NotDispatched>,
     pub metrics: MetricsConfig,
+    /// The local server's counters, when it keeps them.
+    pub stats: Option<Arc<crate::ops::stats::Stats>>,
     pub started: Instant,
 }
 
@@ -182,6 +184,7 @@ async fn produce(plan: StreamPlan, tx: mpsc::Sender<Bytes>) {
         request_id,
         dispatch,
         metrics,
+        stats,
         started,
         ..
     } = plan;
@@ -195,7 +198,15 @@ async fn produce(plan: StreamPlan, tx: mpsc::Sender<Bytes>) {
                 "timings_us": decision.timings_us,
             });
             let _ = tx.send(event("done", &done.to_string())).await;
-            finish(&metrics, &decision, &request_id, started, 200, "done");
+            finish(
+                &metrics,
+                stats.as_deref(),
+                &decision,
+                &request_id,
+                started,
+                200,
+                "done",
+            );
             return;
         }
     };
@@ -255,7 +266,15 @@ async fn produce(plan: StreamPlan, tx: mpsc::Sender<Bytes>) {
                 "bytes": bytes,
             });
             let _ = tx.send(event("done", &done.to_string())).await;
-            finish(&metrics, &decision, &request_id, started, 200, "done");
+            finish(
+                &metrics,
+                stats.as_deref(),
+                &decision,
+                &request_id,
+                started,
+                200,
+                "done",
+            );
         }
         End::Failed(e) => {
             tracing::warn!(request_id, agent = %decision.agent, error = %e, "dispatch failed");
@@ -266,13 +285,22 @@ async fn produce(plan: StreamPlan, tx: mpsc::Sender<Bytes>) {
             // Counted with the status the buffered answer would have had, so the 5xx alarms
             // see agent failures whether or not the answer was streamed.
             let status = err.status().as_u16();
-            finish(&metrics, &decision, &request_id, started, status, "error");
+            finish(
+                &metrics,
+                stats.as_deref(),
+                &decision,
+                &request_id,
+                started,
+                status,
+                "error",
+            );
         }
         End::CallerGone => {
             tracing::info!(request_id, agent = %decision.agent, bytes, "caller went away; agent stream dropped");
             // 499: the caller closed the request (nginx's convention), never sent to anyone.
             finish(
                 &metrics,
+                stats.as_deref(),
                 &decision,
                 &request_id,
                 started,
@@ -285,6 +313,7 @@ async fn produce(plan: StreamPlan, tx: mpsc::Sender<Bytes>) {
 
 fn finish(
     metrics: &MetricsConfig,
+    stats: Option<&crate::ops::stats::Stats>,
     decision: &Decision,
     request_id: &str,
     started: Instant,
@@ -301,12 +330,16 @@ fn finish(
         agent = %decision.agent,
         routing_method = decision.routing_method.as_str(),
         fallback_reason = decision.fallback_reason.map(|r| r.as_str()),
+        session = decision.session.as_ref().map(|s| s.state.as_str()),
         route_us = decision.timings_us.route,
         llm_us = decision.timings_us.llm,
         agent_us = decision.timings_us.agent,
         total_us,
         "routed"
     );
+    if let Some(stats) = stats {
+        stats.record(Some(decision), status, total_us);
+    }
     crate::ops::metrics::record(metrics, Some(decision), None, status, total_us, request_id);
 }
 

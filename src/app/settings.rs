@@ -151,8 +151,8 @@ impl Settings {
             shadow_max_per_sec: parse_var::<f64>(
                 &env,
                 "ROUTER_SHADOW_MAX_PER_SEC",
-                "a number of calls a second, 0 to 1000",
-                |r| (0.0..=1000.0).contains(r),
+                "a number of calls a second, above 0 and at most 1000",
+                |r| *r > 0.0 && *r <= 1000.0,
             )?
             .unwrap_or(10.0),
             decision_log: switch(&env, "ROUTER_DECISION_LOG")? == Switch::On,

@@ -4,7 +4,9 @@
 //! "Grow the fast path from production" is: export the lines, `keywords --data`, review, deploy.
 //!
 //! A line: `{"kind": "decision", "ts": <epoch ms>, "query", "agent", "routing_method",
-//! "confidence", "llm_agent"?, "llm_source"?: "llm" | "shadow", "session"?: <16-hex tag>}`. It holds
+//! "confidence", "llm_agent"?, "llm_source"?: "llm" | "shadow", "llm_context"?: true, "session"?:
+//! <16-hex tag>}`; `llm_context` marks an LLM answer given with a conversation's agent in the
+//! prompt, which `keywords` and `eval` do not take as a label. It holds
 //! the query (that is its purpose, and why it is off by default) but never a session id: only its
 //! tag.
 
@@ -42,6 +44,10 @@ pub struct DecisionLine<'a> {
     /// A tag of the session id (never the id itself).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub session: Option<String>,
+    /// The LLM was asked inside a conversation (told the session's agent): its answer depends
+    /// on more than the query, so `keywords` does not learn from it.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub llm_context: bool,
 }
 
 /// The line for a decision; `shadow` is the second opinion, when one was asked.
@@ -70,6 +76,11 @@ pub fn line<'a>(
         llm_agent,
         llm_source,
         session: session.map(crate::sessions::session_tag),
+        llm_context: llm_source == Some("llm")
+            && decision
+                .session
+                .as_ref()
+                .is_some_and(|s| s.state == crate::routing::SessionStatus::Continued),
     }
 }
 

@@ -2,7 +2,8 @@
 //!
 //! Lambda copies stdout into CloudWatch Logs, and CloudWatch turns every log line that carries an
 //! `_aws` object into metrics: no API call from the function and no agent. [`record`] is
-//! called once per request by [`crate::api::Api::handle`]; [`render`] is the pure part.
+//! called once per request by the API (whole answers, and streamed ones when they end); [`render`]
+//! is the pure part.
 //!
 //! Metrics (namespace `ROUTER_METRICS_NAMESPACE`, default [`DEFAULT_NAMESPACE`]):
 //!

@@ -12,7 +12,7 @@ use crate::shadow::ShadowResult;
 
 /// Relative width of a latency bucket: percentiles are within 2 % of the true value.
 const GROWTH: f64 = 1.02;
-/// Buckets cover 1 µs to about 20 minutes.
+/// Buckets cover 1 µs to about 48 minutes.
 const BUCKETS: usize = 1100;
 
 /// A latency histogram in microseconds with logarithmic buckets.
@@ -153,8 +153,11 @@ impl Stats {
         }
     }
 
-    /// Counts one second opinion.
+    /// Counts one second opinion (one skipped because Bedrock throttles is not counted).
     pub fn record_shadow(&self, r: &ShadowResult) {
+        if r.opinion == crate::routing::SecondOpinion::Skipped {
+            return;
+        }
         let Ok(mut s) = self.inner.lock() else {
             return;
         };

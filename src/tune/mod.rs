@@ -141,6 +141,9 @@ struct RawExample {
     /// Decision-log lines: the session's tag, which groups a conversation's turns.
     #[serde(default)]
     session: Option<String>,
+    /// Decision-log lines: the LLM answered with the conversation's agent in its prompt.
+    #[serde(default)]
+    llm_context: bool,
 }
 
 /// What a labelled file held besides its examples.
@@ -148,7 +151,8 @@ struct RawExample {
 pub struct LabelCounts {
     /// Lines of the router's decision log (`"kind": "decision"`).
     pub decision_lines: usize,
-    /// Of those, the ones without an LLM answer, skipped: nothing says which agent was right.
+    /// Of those, the ones without an LLM answer (or with one given inside a conversation),
+    /// skipped: nothing says which agent was right for the query alone.
     pub skipped_without_llm: usize,
     /// CloudWatch metric lines (EMF, with an `_aws` object) from the same log, skipped.
     pub metric_lines: usize,
@@ -190,7 +194,7 @@ pub fn parse_labelled(text: &str, path: &str) -> Result<(Vec<Example>, LabelCoun
         let decision_line = raw.kind.as_deref() == Some(crate::ops::decision_log::KIND);
         let (label, session_id) = if decision_line {
             counts.decision_lines += 1;
-            match raw.llm_agent {
+            match raw.llm_agent.filter(|_| !raw.llm_context) {
                 Some(l) => (l, raw.session),
                 None => {
                     counts.skipped_without_llm += 1;
