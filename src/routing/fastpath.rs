@@ -336,7 +336,8 @@ impl FastPath {
         if !self.in_model.get(agent).copied().unwrap_or(false) {
             return None;
         }
-        // Subtracting the largest score keeps every exponent at or below 0.
+        // Scores are finite and bounded by validation; subtracting the largest keeps every
+        // exponent at or below 0, so the sum is at least 1 and never overflows.
         let top = scan
             .scores
             .iter()
@@ -381,17 +382,7 @@ impl FastPath {
             }
         }
         let best = best?;
-        // Scores are finite and bounded by validation; subtracting the largest keeps every
-        // exponent at or below 0, so the sum is at least 1 and never overflows.
-        let top = f64::from(scan.scores[best]).max(f64::from(scan.none));
-        let mut sum = (f64::from(scan.none) - top).exp();
-        for (i, &s) in scan.scores.iter().enumerate() {
-            if self.in_model[i] {
-                sum += (f64::from(s) - top).exp();
-            }
-        }
-        let p = (f64::from(scan.scores[best]) - top).exp() / sum;
-        Some((best, p as f32, tie))
+        Some((best, self.agent_probability(scan, best)?, tie))
     }
 
     /// Scans `query` and applies the margin rule.
