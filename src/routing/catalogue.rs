@@ -54,6 +54,7 @@
 //! ```
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::fmt;
 use std::path::Path;
 
@@ -803,7 +804,12 @@ impl CatalogueBuilder {
         let mut seen_names: HashMap<&str, ()> = HashMap::new();
         // Names with `-` read as `_`: `ROUTER_TARGET_<AGENT>` cannot tell `on-call` from `on_call`.
         let mut seen_folded: HashMap<String, &str> = HashMap::new();
-        let mut seen_keywords: HashMap<String, &str> = HashMap::new();
+        let most_keywords = self.agents.iter().map(|a| a.keywords.len()).max();
+        let mut seen_keywords: HashMap<String, &str> = HashMap::with_capacity(if linear {
+            most_keywords.unwrap_or(0)
+        } else {
+            self.agents.iter().map(|a| a.keywords.len()).sum()
+        });
         let mut agents = Vec::with_capacity(self.agents.len());
         for a in &self.agents {
             if !valid_agent_name(&a.name) {
@@ -873,12 +879,17 @@ impl CatalogueBuilder {
                         weight: k.weight,
                     });
                 }
-                if let Some(first) = seen_keywords.insert(norm.clone(), &a.name) {
-                    return Err(CatalogueError::DuplicateKeyword {
-                        keyword: norm,
-                        first: first.to_owned(),
-                        second: a.name.clone(),
-                    });
+                match seen_keywords.entry(norm) {
+                    Entry::Occupied(first) => {
+                        return Err(CatalogueError::DuplicateKeyword {
+                            keyword: first.key().clone(),
+                            first: (*first.get()).to_owned(),
+                            second: a.name.clone(),
+                        });
+                    }
+                    Entry::Vacant(slot) => {
+                        slot.insert(&a.name);
+                    }
                 }
                 keywords.push(Keyword {
                     text: k.text.trim().to_owned(),
