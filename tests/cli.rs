@@ -170,6 +170,30 @@ fn keywords_refuses_to_overwrite_and_warns_about_thin_data() {
         .arg(&data));
     assert!(out.status.success(), "{stderr}");
     assert!(stdout.contains("fast-path coverage"), "{stdout}");
+
+    // `--out x.json` writes the same routes in JSON, which `eval` reads to the same report.
+    let json_file = dir.join("routes.json");
+    let (out, _, stderr) = run(bin()
+        .args(["keywords", "--data"])
+        .arg(&data)
+        .arg("--out")
+        .arg(&json_file));
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        std::fs::read_to_string(&json_file)
+            .unwrap()
+            .starts_with('{')
+    );
+    let (out, json_stdout, stderr) = run(bin()
+        .args(["eval", "--config"])
+        .arg(&json_file)
+        .arg("--data")
+        .arg(&data));
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(
+        json_stdout.replace(&*json_file.to_string_lossy(), "ROUTES"),
+        stdout.replace(&*out_file.to_string_lossy(), "ROUTES")
+    );
 }
 
 #[test]

@@ -148,7 +148,14 @@ pub async fn run(command: Command) -> Result<(), AppError> {
                 min_support: min_support.unwrap_or(defaults.min_support),
                 ..defaults
             };
-            let (toml, report) = crate::tune::keywords_command(&data, &options)?;
+            let (mut toml, report) = crate::tune::keywords_command(&data, &options)?;
+            // `--out x.json` writes the JSON form, which loads faster and in less memory.
+            if out
+                .as_deref()
+                .is_some_and(|p| p.extension().is_some_and(|e| e == "json"))
+            {
+                toml = crate::routing::Catalogue::from_toml_str(&toml)?.to_json_string();
+            }
             match out {
                 Some(path) => std::fs::write(&path, toml)
                     .map_err(|e| format!("cannot write {}: {e}", path.display()))?,
