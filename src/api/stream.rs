@@ -408,11 +408,16 @@ pub struct Utf8Stream {
 }
 
 impl Utf8Stream {
-    /// The text of `chunk` (after what was held back), less an incomplete character at its end.
+    /// The text of `chunk` (after what was held back), less an incomplete character (or a lone
+    /// `\r`, which may begin a `\r\n`) at its end.
     pub fn push(&mut self, chunk: &[u8]) -> String {
         let mut buf = std::mem::take(&mut self.pending);
         buf.extend_from_slice(chunk);
-        let keep = incomplete_tail(&buf);
+        // A trailing `\r` waits for the next chunk: with a `\n` there it is one line break.
+        let keep = match incomplete_tail(&buf) {
+            0 if buf.last() == Some(&b'\r') => 1,
+            n => n,
+        };
         self.pending = buf.split_off(buf.len() - keep);
         match String::from_utf8(buf) {
             Ok(s) => s,
@@ -495,6 +500,22 @@ mod tests {
         assert_eq!(s.push(b"a\xffb"), "a\u{fffd}b");
         assert_eq!(s.push(b"c\xe2\x82"), "c");
         assert_eq!(s.finish(), "\u{fffd}");
+    }
+
+    #[test]
+    fn a_crlf_split_across_chunks_stays_one_line_break() {
+        let mut s = Utf8Stream::default();
+        let (first, second) = (s.push(b"one\r"), s.push(b"\ntwo"));
+        assert_eq!((first.as_str(), second.as_str()), ("one", "\r\ntwo"));
+        let data: Vec<String> = [chunk_event(&first), chunk_event(&second)]
+            .iter()
+            .map(|ev| data_of(ev))
+            .collect();
+        assert_eq!(data.concat(), "one\ntwo", "{data:?}");
+        // A lone trailing \r is a line break of its own at the end.
+        let mut s = Utf8Stream::default();
+        assert_eq!(s.push(b"end\r"), "end");
+        assert_eq!(s.finish(), "\r");
     }
 
     #[test]

@@ -113,6 +113,8 @@ pub struct Settings {
     pub shadow_max_per_sec: f64,
     /// `ROUTER_DECISION_LOG`: one JSON line per decision on stdout (default off).
     pub decision_log: bool,
+    /// `ROUTER_LOG_LEVEL`, checked here (logging read it already, to report start-up).
+    pub log_level: Option<String>,
     /// Where AWS region and credentials come from (see [`aws_configured`]), `None` if nowhere.
     pub aws: Option<&'static str>,
     /// Whether the process runs under the Lambda runtime (`AWS_LAMBDA_RUNTIME_API` set).
@@ -156,6 +158,7 @@ impl Settings {
             )?
             .unwrap_or(10.0),
             decision_log: switch(&env, "ROUTER_DECISION_LOG")? == Switch::On,
+            log_level: log_level_setting(&env)?,
             aws: aws_configured(&env, file_exists),
             in_lambda: env("AWS_LAMBDA_RUNTIME_API").is_some_and(|v| !v.trim().is_empty()),
             port,
@@ -288,6 +291,27 @@ pub fn lambda_streaming(
     })
 }
 
+/// `ROUTER_LOG_LEVEL`: `TRACE`, `DEBUG`, `INFO`, `WARN`, `ERROR` or `FATAL` (any case), or unset.
+/// Logging is set up before the settings are read, so that start-up can report; a value it
+/// could not use fails the start here instead of being taken as INFO.
+pub fn log_level_setting(
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Option<String>, SettingsError> {
+    const NAME: &str = crate::ops::logging::LEVEL_ENV;
+    match env(NAME).map(|v| v.trim().to_ascii_uppercase()) {
+        None => Ok(None),
+        Some(v) if v.is_empty() => Ok(None),
+        Some(v) if ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"].contains(&v.as_str()) => {
+            Ok(Some(v))
+        }
+        Some(_) => Err(SettingsError {
+            name: NAME,
+            value: env(NAME).unwrap_or_default(),
+            expected: "TRACE, DEBUG, INFO, WARN, ERROR or FATAL",
+        }),
+    }
+}
+
 /// Where conversations are kept (`ROUTER_SESSION_STORE`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SessionStoreKind {
@@ -334,6 +358,13 @@ pub fn session_config(
     let table = env("ROUTER_SESSION_TABLE")
         .map(|t| t.trim().to_owned())
         .filter(|t| !t.is_empty());
+    let dynamodb =
+        env("ROUTER_SESSION_STORE").is_some_and(|v| v.trim().eq_ignore_ascii_case("dynamodb"));
+    if table.is_some() && !dynamodb {
+        tracing::warn!(
+            "ROUTER_SESSION_TABLE is set but ROUTER_SESSION_STORE is not dynamodb: the table is not used"
+        );
+    }
     let store = match env("ROUTER_SESSION_STORE")
         .map(|v| v.trim().to_ascii_lowercase())
         .as_deref()
@@ -610,6 +641,24 @@ pub fn process_env(name: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_level_table() {
+        let level = |v: Option<&str>| {
+            log_level_setting(|k| {
+                (k == "ROUTER_LOG_LEVEL")
+                    .then(|| v.map(str::to_owned))
+                    .flatten()
+            })
+        };
+        assert_eq!(level(None), Ok(None));
+        assert_eq!(level(Some(" ")), Ok(None));
+        assert_eq!(level(Some("warn")), Ok(Some("WARN".to_owned())));
+        assert_eq!(level(Some("FATAL")), Ok(Some("FATAL".to_owned())));
+        let err = level(Some("verbose")).unwrap_err();
+        assert_eq!(err.name, "ROUTER_LOG_LEVEL");
+        assert!(err.to_string().contains("TRACE, DEBUG"), "{err}");
+    }
 
     #[test]
     fn metrics_config_table() {
