@@ -142,17 +142,7 @@ impl Dispatcher {
         let outcome =
             tokio::time::timeout(timeout, self.invoker.invoke(target, payload, timeout)).await;
         let agent_us = micros(started);
-        let invocation = match outcome {
-            Err(_) => return Err(timeout_error(agent, timeout_ms)),
-            Ok(Err(e)) => return Err(map_invoke_error(agent, target, timeout_ms, e)),
-            Ok(Ok(invocation)) => invocation,
-        };
-        if invocation.function_error.is_some() {
-            return Err(DispatchError::AgentError {
-                agent: agent.to_owned(),
-                message: error_message(&invocation),
-            });
-        }
+        let invocation = answered(agent, target, timeout_ms, outcome)?;
         let result = match serde_json::from_slice::<Value>(&invocation.payload) {
             Ok(v) => v,
             Err(_) => Value::String(String::from_utf8_lossy(&invocation.payload).into_owned()),
@@ -202,17 +192,7 @@ impl Dispatcher {
             let outcome =
                 tokio::time::timeout_at(deadline, self.invoker.invoke(target, payload, timeout))
                     .await;
-            let invocation = match outcome {
-                Err(_) => return Err(timeout_error(agent, timeout_ms)),
-                Ok(Err(e)) => return Err(map_invoke_error(agent, target, timeout_ms, e)),
-                Ok(Ok(invocation)) => invocation,
-            };
-            if invocation.function_error.is_some() {
-                return Err(DispatchError::AgentError {
-                    agent: agent.to_owned(),
-                    message: error_message(&invocation),
-                });
-            }
+            let invocation = answered(agent, target, timeout_ms, outcome)?;
             Source::Whole(Some(Bytes::from(invocation.payload)))
         };
         Ok(AgentStream {
@@ -317,6 +297,28 @@ fn map_invoke_error(agent: &str, target: &str, timeout_ms: u64, err: InvokeError
         )),
         InvokeError::Failed(m) => unavailable(m),
     }
+}
+
+/// A buffered invocation's outcome (`Err(_)`: its deadline passed) as the agent's answer, or the
+/// dispatch error it is: timeout, invoke failure, or the agent's own function error.
+fn answered(
+    agent: &str,
+    target: &str,
+    timeout_ms: u64,
+    outcome: Result<Result<Invocation, InvokeError>, tokio::time::error::Elapsed>,
+) -> Result<Invocation, DispatchError> {
+    let invocation = match outcome {
+        Err(_) => return Err(timeout_error(agent, timeout_ms)),
+        Ok(Err(e)) => return Err(map_invoke_error(agent, target, timeout_ms, e)),
+        Ok(Ok(invocation)) => invocation,
+    };
+    if invocation.function_error.is_some() {
+        return Err(DispatchError::AgentError {
+            agent: agent.to_owned(),
+            message: error_message(&invocation),
+        });
+    }
+    Ok(invocation)
 }
 
 /// The `errorMessage` of a failed invocation, else its `errorType`, else its raw text.

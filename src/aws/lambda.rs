@@ -230,38 +230,22 @@ impl StreamReader for EventStream {
 fn map_stream_error<R: std::fmt::Debug>(
     err: SdkError<InvokeWithResponseStreamError, R>,
 ) -> InvokeError {
-    match &err {
-        SdkError::TimeoutError(_) => InvokeError::Timeout,
-        SdkError::DispatchFailure(f) if f.is_timeout() => InvokeError::Timeout,
-        SdkError::ServiceError(se) => {
-            let e = se.err();
-            let detail = format!(
-                "{}: {}",
-                e.code().unwrap_or("Unknown"),
-                e.message().unwrap_or("")
-            );
-            match e {
-                InvokeWithResponseStreamError::TooManyRequestsException(t) => {
-                    InvokeError::Throttled {
-                        message: detail,
-                        retry_after: t.retry_after_seconds().and_then(|s| s.trim().parse().ok()),
-                    }
-                }
-                InvokeWithResponseStreamError::ResourceNotFoundException(_) => {
-                    InvokeError::NotFound(detail)
-                }
-                _ if e.code() == Some("AccessDeniedException") => InvokeError::AccessDenied(detail),
-                _ => InvokeError::Failed(detail),
+    map_sdk_error(
+        err,
+        "Lambda streamed invoke failed before an answer",
+        |e, detail| match e {
+            InvokeWithResponseStreamError::TooManyRequestsException(t) => {
+                Some(InvokeError::Throttled {
+                    message: detail,
+                    retry_after: t.retry_after_seconds().and_then(|s| s.trim().parse().ok()),
+                })
             }
-        }
-        _ => {
-            tracing::warn!(
-                error = %crate::routing::one_line(&error_chain(&err), 300),
-                "Lambda streamed invoke failed before an answer"
-            );
-            InvokeError::Failed("the Lambda service could not be reached".into())
-        }
-    }
+            InvokeWithResponseStreamError::ResourceNotFoundException(_) => {
+                Some(InvokeError::NotFound(detail))
+            }
+            _ => None,
+        },
+    )
 }
 
 /// The body of an error response shaped like a function error (`{"errorMessage": ...}`).
@@ -279,6 +263,33 @@ fn function_error_body(err: &SdkError<SdkInvokeError, HttpResponse>) -> Option<V
 }
 
 fn map_error<R: std::fmt::Debug>(err: SdkError<SdkInvokeError, R>) -> InvokeError {
+    map_sdk_error(
+        err,
+        "Lambda invoke failed before an answer",
+        |e, detail| match e {
+            SdkInvokeError::TooManyRequestsException(t) => Some(InvokeError::Throttled {
+                message: detail,
+                retry_after: t.retry_after_seconds().and_then(|s| s.trim().parse().ok()),
+            }),
+            SdkInvokeError::ResourceNotFoundException(_) => Some(InvokeError::NotFound(detail)),
+            _ => None,
+        },
+    )
+}
+
+/// Sorts an SDK failure of either invoke operation into the port's kinds: `specific` names the
+/// operation's own throttle and not-found errors (given the `code: message` detail); the rest
+/// is shared. Connection and other client-side failures log their detail (which can name hosts)
+/// on one bounded line as `what`, and the caller gets what to check.
+fn map_sdk_error<E, R>(
+    err: SdkError<E, R>,
+    what: &'static str,
+    specific: impl FnOnce(&E, String) -> Option<InvokeError>,
+) -> InvokeError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
     match &err {
         SdkError::TimeoutError(_) => InvokeError::Timeout,
         SdkError::DispatchFailure(f) if f.is_timeout() => InvokeError::Timeout,
@@ -289,22 +300,17 @@ fn map_error<R: std::fmt::Debug>(err: SdkError<SdkInvokeError, R>) -> InvokeErro
                 e.code().unwrap_or("Unknown"),
                 e.message().unwrap_or("")
             );
-            match e {
-                SdkInvokeError::TooManyRequestsException(t) => InvokeError::Throttled {
-                    message: detail,
-                    retry_after: t.retry_after_seconds().and_then(|s| s.trim().parse().ok()),
-                },
-                SdkInvokeError::ResourceNotFoundException(_) => InvokeError::NotFound(detail),
-                _ if e.code() == Some("AccessDeniedException") => InvokeError::AccessDenied(detail),
-                _ => InvokeError::Failed(detail),
+            let access_denied = e.code() == Some("AccessDeniedException");
+            match specific(e, detail.clone()) {
+                Some(mapped) => mapped,
+                None if access_denied => InvokeError::AccessDenied(detail),
+                None => InvokeError::Failed(detail),
             }
         }
-        // Connection and other client-side failures: the detail (which can name hosts) goes to the
-        // log on one bounded line; the caller gets what to check.
         _ => {
             tracing::warn!(
                 error = %crate::routing::one_line(&error_chain(&err), 300),
-                "Lambda invoke failed before an answer"
+                "{what}"
             );
             InvokeError::Failed("the Lambda service could not be reached".into())
         }
