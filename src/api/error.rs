@@ -93,6 +93,19 @@ impl ApiError {
         "agent_timeout",
     ];
 
+    /// The agent a dispatch error is about (the error body's `agent`), if it is one.
+    pub(crate) fn agent(&self) -> Option<&str> {
+        match self {
+            ApiError::Dispatch(
+                DispatchError::AgentError { agent, .. }
+                | DispatchError::Timeout { agent, .. }
+                | DispatchError::Throttled { agent, .. }
+                | DispatchError::Unavailable { agent, .. },
+            ) => Some(agent.as_str()),
+            _ => None,
+        }
+    }
+
     /// The stable machine-readable code in the error body.
     pub fn code(&self) -> &'static str {
         match self {
@@ -132,16 +145,7 @@ pub(crate) fn error_body(
 /// Renders an [`ApiError`] as its status and `{"error": {"code", "message", "request_id"}}`
 /// (plus `agent` for dispatch errors), with `Allow` on 405 and `Retry-After` on 503.
 pub fn error_response(err: &ApiError, request_id: &str) -> Response<String> {
-    let agent = match err {
-        ApiError::Dispatch(
-            DispatchError::AgentError { agent, .. }
-            | DispatchError::Timeout { agent, .. }
-            | DispatchError::Throttled { agent, .. }
-            | DispatchError::Unavailable { agent, .. },
-        ) => Some(agent.as_str()),
-        _ => None,
-    };
-    let body = error_body(err.code(), &err.to_string(), request_id, agent);
+    let body = error_body(err.code(), &err.to_string(), request_id, err.agent());
     let mut resp = json_response(err.status(), body, request_id);
     match err {
         ApiError::MethodNotAllowed { allow, .. } => {

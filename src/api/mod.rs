@@ -226,42 +226,19 @@ impl Api {
             );
             response.body_mut().clear();
         }
-        let total_us = micros(started);
-        match &decision {
-            Some(d) => tracing::info!(
-                request_id = %req.request_id,
-                method = %req.method,
-                status = response.status().as_u16(),
-                agent = %d.agent,
-                routing_method = d.routing_method.as_str(),
-                fallback_reason = d.fallback_reason.map(|r| r.as_str()),
-                session = d.session.as_ref().map(|s| s.state.as_str()),
-                route_us = d.timings_us.route,
-                llm_us = d.timings_us.llm,
-                agent_us = d.timings_us.agent,
-                total_us,
-                "routed"
-            ),
-            None => tracing::info!(
-                request_id = %req.request_id,
-                method = %req.method,
-                path = %req.path,
-                status = response.status().as_u16(),
-                total_us,
-                "answered"
-            ),
-        }
-        let status = response.status().as_u16();
-        if let Some(stats) = &self.stats {
-            stats.record(decision.as_ref(), response.status().as_u16(), total_us);
-        }
-        crate::ops::metrics::record(
+        record_request(
             &self.metrics,
-            decision.as_ref(),
-            shadow.as_ref(),
-            status,
-            total_us,
-            &req.request_id,
+            self.stats.as_deref(),
+            &Answered {
+                request_id: &req.request_id,
+                method: req.method.as_str(),
+                path: &req.path,
+                status: response.status().as_u16(),
+                total_us: micros(started),
+                decision: decision.as_ref(),
+                shadow: shadow.as_ref(),
+                ended: None,
+            },
         );
         response
     }
@@ -470,6 +447,61 @@ impl Api {
         };
         Step::Whole(outcome)
     }
+}
+
+/// One answered request, as the logs, the stats and the metrics see it.
+pub(crate) struct Answered<'a> {
+    pub request_id: &'a str,
+    pub method: &'a str,
+    pub path: &'a str,
+    pub status: u16,
+    pub total_us: u64,
+    pub decision: Option<&'a Decision>,
+    pub shadow: Option<&'a ShadowResult>,
+    /// For a streamed answer, how the stream ended (`done`, `error`, `caller_gone`).
+    pub ended: Option<&'static str>,
+}
+
+/// What every answered request records, buffered or streamed: one log line (`routed` with its
+/// decision, else `answered`), the local server's stats and the CloudWatch metrics.
+pub(crate) fn record_request(metrics: &MetricsConfig, stats: Option<&Stats>, a: &Answered<'_>) {
+    match a.decision {
+        Some(d) => tracing::info!(
+            request_id = a.request_id,
+            method = a.method,
+            status = a.status,
+            streamed = a.ended.map(|_| true),
+            ended = a.ended,
+            agent = %d.agent,
+            routing_method = d.routing_method.as_str(),
+            fallback_reason = d.fallback_reason.map(|r| r.as_str()),
+            session = d.session.as_ref().map(|s| s.state.as_str()),
+            route_us = d.timings_us.route,
+            llm_us = d.timings_us.llm,
+            agent_us = d.timings_us.agent,
+            total_us = a.total_us,
+            "routed"
+        ),
+        None => tracing::info!(
+            request_id = a.request_id,
+            method = a.method,
+            path = a.path,
+            status = a.status,
+            total_us = a.total_us,
+            "answered"
+        ),
+    }
+    if let Some(stats) = stats {
+        stats.record(a.decision, a.status, a.total_us);
+    }
+    crate::ops::metrics::record(
+        metrics,
+        a.decision,
+        a.shadow,
+        a.status,
+        a.total_us,
+        a.request_id,
+    );
 }
 
 /// Asks the LLM for a second opinion on `decision` and logs a disagreement (agents only).

@@ -188,6 +188,12 @@ async fn produce(plan: StreamPlan, tx: mpsc::Sender<Bytes>) {
         started,
         ..
     } = plan;
+    let end = Ending {
+        metrics: &metrics,
+        stats: stats.as_deref(),
+        request_id: &request_id,
+        started,
+    };
     let call = match dispatch {
         Ok(call) => call,
         Err(reason) => {
@@ -198,15 +204,7 @@ async fn produce(plan: StreamPlan, tx: mpsc::Sender<Bytes>) {
                 "timings_us": decision.timings_us,
             });
             let _ = tx.send(event("done", &done.to_string())).await;
-            finish(
-                &metrics,
-                stats.as_deref(),
-                &decision,
-                &request_id,
-                started,
-                200,
-                "done",
-            );
+            end.finish(&decision, 200, "done");
             return;
         }
     };
@@ -214,7 +212,7 @@ async fn produce(plan: StreamPlan, tx: mpsc::Sender<Bytes>) {
     let mut first_byte_us = None;
     let mut bytes = 0u64;
     let mut text = Utf8Stream::default();
-    let end = async {
+    let outcome = async {
         let opened = tokio::select! {
             opened = call.dispatcher.open_stream(
                 &decision.agent,
@@ -250,10 +248,10 @@ async fn produce(plan: StreamPlan, tx: mpsc::Sender<Bytes>) {
     .await;
     decision.timings_us.agent = Some(micros(agent_started));
     let rest = text.finish();
-    if !rest.is_empty() && !matches!(end, End::CallerGone) {
+    if !rest.is_empty() && !matches!(outcome, End::CallerGone) {
         let _ = tx.send(chunk_event(&rest)).await;
     }
-    match end {
+    match outcome {
         End::Finished => {
             let mut timings = serde_json::to_value(decision.timings_us).unwrap_or_default();
             if let (Some(t), Some(first)) = (timings.as_object_mut(), first_byte_us) {
@@ -266,15 +264,7 @@ async fn produce(plan: StreamPlan, tx: mpsc::Sender<Bytes>) {
                 "bytes": bytes,
             });
             let _ = tx.send(event("done", &done.to_string())).await;
-            finish(
-                &metrics,
-                stats.as_deref(),
-                &decision,
-                &request_id,
-                started,
-                200,
-                "done",
-            );
+            end.finish(&decision, 200, "done");
         }
         End::Failed(e) => {
             tracing::warn!(request_id, agent = %decision.agent, error = %e, "dispatch failed");
@@ -285,77 +275,47 @@ async fn produce(plan: StreamPlan, tx: mpsc::Sender<Bytes>) {
             // Counted with the status the buffered answer would have had, so the 5xx alarms
             // see agent failures whether or not the answer was streamed.
             let status = err.status().as_u16();
-            finish(
-                &metrics,
-                stats.as_deref(),
-                &decision,
-                &request_id,
-                started,
-                status,
-                "error",
-            );
+            end.finish(&decision, status, "error");
         }
         End::CallerGone => {
             tracing::info!(request_id, agent = %decision.agent, bytes, "caller went away; agent stream dropped");
             // 499: the caller closed the request (nginx's convention), never sent to anyone.
-            finish(
-                &metrics,
-                stats.as_deref(),
-                &decision,
-                &request_id,
-                started,
-                499,
-                "caller_gone",
-            );
+            end.finish(&decision, 499, "caller_gone");
         }
     }
 }
 
-fn finish(
-    metrics: &MetricsConfig,
-    stats: Option<&crate::ops::stats::Stats>,
-    decision: &Decision,
-    request_id: &str,
+/// What every end of a stream records: the `routed` log line, the stats and the metrics.
+struct Ending<'a> {
+    metrics: &'a MetricsConfig,
+    stats: Option<&'a crate::ops::stats::Stats>,
+    request_id: &'a str,
     started: Instant,
-    status: u16,
-    ended: &'static str,
-) {
-    let total_us = micros(started);
-    tracing::info!(
-        request_id,
-        method = "POST",
-        status,
-        streamed = true,
-        ended,
-        agent = %decision.agent,
-        routing_method = decision.routing_method.as_str(),
-        fallback_reason = decision.fallback_reason.map(|r| r.as_str()),
-        session = decision.session.as_ref().map(|s| s.state.as_str()),
-        route_us = decision.timings_us.route,
-        llm_us = decision.timings_us.llm,
-        agent_us = decision.timings_us.agent,
-        total_us,
-        "routed"
-    );
-    if let Some(stats) = stats {
-        stats.record(Some(decision), status, total_us);
+}
+
+impl Ending<'_> {
+    fn finish(&self, decision: &Decision, status: u16, ended: &'static str) {
+        super::record_request(
+            self.metrics,
+            self.stats,
+            &super::Answered {
+                request_id: self.request_id,
+                method: "POST",
+                path: "/query",
+                status,
+                total_us: micros(self.started),
+                decision: Some(decision),
+                shadow: None,
+                ended: Some(ended),
+            },
+        );
     }
-    crate::ops::metrics::record(metrics, Some(decision), None, status, total_us, request_id);
 }
 
 /// The `error` event's data: the buffered error body, with `retry_after` for a throttle (the
 /// `Retry-After` header cannot be sent once the stream has started).
 fn error_event(err: &ApiError, request_id: &str) -> String {
-    let agent = match err {
-        ApiError::Dispatch(
-            DispatchError::AgentError { agent, .. }
-            | DispatchError::Timeout { agent, .. }
-            | DispatchError::Throttled { agent, .. }
-            | DispatchError::Unavailable { agent, .. },
-        ) => Some(agent.as_str()),
-        _ => None,
-    };
-    let body = error_body(err.code(), &err.to_string(), request_id, agent);
+    let body = error_body(err.code(), &err.to_string(), request_id, err.agent());
     match err {
         ApiError::Dispatch(DispatchError::Throttled { retry_after, .. }) => {
             let mut v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
