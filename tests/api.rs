@@ -498,25 +498,8 @@ async fn explain_on_get_through_the_local_server() {
 
 #[test]
 fn explain_in_the_linear_form_gives_probabilities() {
-    let routes = r#"
-model = "linear"
-default_agent = "general"
-[fast_path]
-threshold = 0.8
-[[agents]]
-name = "cost"
-description = "Spend."
-bias = -1.0
-keywords = ["cost", { phrase = "costing", weight = 5.0 }, { phrase = "logs", weight = -2.0 }]
-[[agents]]
-name = "monitoring"
-description = "Health."
-bias = -1.0
-keywords = [{ phrase = "logs", weight = 4.0 }, "alarm"]
-[[agents]]
-name = "general"
-description = "Anything else."
-"#;
+    // The worked example of the linear form (tests/linear_form.rs).
+    let routes = crate::linear_form::LOGS_AND_COSTING;
     let router = Router::new(Catalogue::from_toml_str(routes).unwrap()).unwrap();
     let e = router.explain("how much are the logs costing us");
     // As the API writes it (f32 printed shortest, not widened to f64).

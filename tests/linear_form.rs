@@ -5,7 +5,7 @@ use agent_router::routing::{FastOutcome, FastPath, Unrouted};
 use agent_router::{Catalogue, CatalogueError};
 
 /// "logs" is evidence for monitoring and against cost, unless "costing" is there too.
-const LOGS_AND_COSTING: &str = r#"
+pub(crate) const LOGS_AND_COSTING: &str = r#"
 model = "linear"
 default_agent = "general"
 
