@@ -98,10 +98,16 @@ impl SessionPolicy {
             FastOutcome::Decided { .. } => Turn::Contested,
             FastOutcome::Unrouted { .. } => {
                 let own = fast.strength(scan, session_agent);
-                let other = (0..scan.scores.len())
-                    .filter(|&a| a != session_agent)
-                    .map(|a| fast.strength(scan, a))
-                    .fold(0.0f32, f32::max);
+                // Strength grows with the score among agents a matched keyword speaks for, so
+                // the strongest other agent is the best-scored one of those: one strength to
+                // compute (a softmax in the linear form), not one per agent.
+                let other = scan
+                    .hits
+                    .iter()
+                    .filter(|h| h.agent != session_agent && h.weight > 0.0)
+                    .map(|h| h.agent)
+                    .max_by(|&a, &b| scan.scores[a].total_cmp(&scan.scores[b]))
+                    .map_or(0.0, |a| fast.strength(scan, a));
                 if own <= 0.0 && other >= self.contest_evidence {
                     Turn::Contested
                 } else {
