@@ -73,9 +73,11 @@ fn check(r: &EvalReport, floor: &Floor) {
     }
 }
 
-/// Measured: whole file coverage 80.6 %, precision 98.5 % (397 of 403); tuning part 84.4 %,
-/// 99.7 % (308 of 309); held-out part 70.1 %, 94.7 % (89 of 94). Before this catalogue: 64.6 %,
-/// 87.6 % on the whole file (60.4 %, 87.7 % on the held-out part).
+/// Measured: whole file coverage 81.8 %, precision 98.5 % (403 of 409); tuning part 84.7 %,
+/// 99.7 % (309 of 310); held-out part 73.9 %, 94.9 % (94 of 99). The catalogue before this one:
+/// 80.6 %, 98.5 % (397 of 403) on the whole file; 70.1 %, 94.7 % (89 of 94) on the held-out part.
+/// Before the first hand-written catalogue: 64.6 %, 87.6 % on the whole file (60.4 %, 87.7 % on
+/// the held-out part).
 #[test]
 fn dev_figures_whole_tuning_and_held_out() {
     let all = dev();
@@ -85,7 +87,7 @@ fn dev_figures_whole_tuning_and_held_out() {
         &Floor {
             part: "dev.jsonl",
             queries: 500,
-            coverage: 0.79,
+            coverage: 0.81,
             precision: 0.98,
             agent_precision: 0.97,
         },
@@ -95,7 +97,7 @@ fn dev_figures_whole_tuning_and_held_out() {
         &Floor {
             part: "tuning part",
             queries: 366,
-            coverage: 0.83,
+            coverage: 0.84,
             precision: 0.99,
             agent_precision: 0.98,
         },
@@ -105,9 +107,35 @@ fn dev_figures_whole_tuning_and_held_out() {
         &Floor {
             part: "held-out part",
             queries: 134,
-            coverage: 0.68,
-            precision: 0.94,
+            coverage: 0.73,
+            precision: 0.93,
             agent_precision: 0.88,
+        },
+    );
+}
+
+/// Questions written for this project from other points of view than dev.jsonl's (data and ML
+/// engineers, a security auditor, a finance manager, a platform lead, a student, a support
+/// engineer, game-studio operations; terse, misspelt and non-English messages), over AWS services
+/// dev.jsonl mostly does not name. Written before the catalogue was measured on them and never
+/// used to choose keywords: an estimate of how the catalogue does on other people's questions.
+/// Measured: coverage 82.0 %, precision 99.2 % (122 of 123); the catalogue before: 68.0 %,
+/// 99.0 % (101 of 102).
+#[test]
+fn extra_figures() {
+    let path = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/data/awsops/extra.jsonl"
+    ));
+    let extra = load_examples(&path).expect("data/awsops/extra.jsonl");
+    check(
+        &eval(&extra),
+        &Floor {
+            part: "extra.jsonl",
+            queries: 150,
+            coverage: 0.81,
+            precision: 0.98,
+            agent_precision: 0.92,
         },
     );
 }
@@ -202,6 +230,61 @@ fn issue_examples() {
             "Who is able to delete our CloudWatch alarms?",
             Llm("security"),
         ),
+        // Unused and outdated things, drift, and the other AWS services' names.
+        (
+            "Any zombie EBS volumes left over from the migration?",
+            Fast("resources"),
+        ),
+        (
+            "Has the network stack drifted from its template?",
+            Fast("resources"),
+        ),
+        (
+            "Which Neptune clusters are on an end-of-life engine version?",
+            Fast("resources"),
+        ),
+        (
+            "Which Kafka topics exist on the MSK cluster?",
+            Fast("resources"),
+        ),
+        // CloudTrail "who did X", and signing in is not logs.
+        ("Who revoked the deploy role's access?", Fast("security")),
+        (
+            "someone logs into the console as root every night",
+            Fast("security"),
+        ),
+        (
+            "Any failed MFA attempts on the admin accounts?",
+            Fast("security"),
+        ),
+        // A breach of an SLA is a failure; rate limiting is throttling.
+        (
+            "What caused the SLA breach on the checkout API?",
+            Fast("monitoring"),
+        ),
+        (
+            "The Step Functions workflow keeps getting rate limited",
+            Fast("monitoring"),
+        ),
+        // Money wins over a monitoring tool; rightsizing is money.
+        (
+            "How much does Managed Grafana cost per workspace?",
+            Fast("cost"),
+        ),
+        (
+            "Which instances are underutilized enough to downsize?",
+            Fast("cost"),
+        ),
+        // A greeting does not outweigh an access question, but money outweighs a greeting.
+        ("hello, which buckets are public?", Llm("security")),
+        ("hey, what did we spend on Athena last month?", Fast("cost")),
+        // Settings and actions, not failures or exposure: the LLM decides.
+        ("Are VPC flow logs turned on everywhere?", Llm("security")),
+        (
+            "What's the Lambda timeout setting for the exporter?",
+            Llm("resources"),
+        ),
+        ("Scale down the batch cluster tonight", Llm("resources")),
     ]);
 }
 
@@ -338,6 +421,43 @@ fn other_languages() {
         ("未使用のEBSボリュームはありますか？", Fast("resources")),
         // "ログ" (log) is inside "ログイン" (login): a failed login is security.
         ("コンソールへのログイン失敗を調べて", Fast("security")),
+        // Who did it, failures, money and unused things, in each language.
+        ("¿Quién borró el bucket de S3?", Fast("security")),
+        (
+            "¿Por qué fallaron los despliegues de anoche?",
+            Fast("monitoring"),
+        ),
+        // "yo" is "I" in Spanish, not a greeting.
+        (
+            "Yo quiero saber quién tiene acceso al bucket",
+            Fast("security"),
+        ),
+        ("Wer hat die Sicherheitsgruppe gelöscht?", Fast("security")),
+        ("Die Datenbank ist überlastet", Fast("monitoring")),
+        ("Welche Volumes werden nicht genutzt?", Fast("resources")),
+        ("Nous dépensons trop sur EMR ce trimestre", Fast("cost")),
+        (
+            "La base de données ne répond pas et l'application plante",
+            Fast("monitoring"),
+        ),
+        // "surcharge" is an overload in French but a fee in English: only "surchargé" counts.
+        (
+            "Le serveur est surchargé depuis ce matin",
+            Fast("monitoring"),
+        ),
+        (
+            "Is there a surcharge for cross-region replication?",
+            Llm("cost"),
+        ),
+        ("Quem apagou a instância de produção?", Fast("security")),
+        ("O deploy falhou de novo", Fast("monitoring")),
+        (
+            "Chi ha modificato il gruppo di sicurezza?",
+            Fast("security"),
+        ),
+        ("Quanto ci è costato Redshift a marzo?", Fast("cost")),
+        ("アクセスキーが漏洩していないか確認して", Fast("security")),
+        ("本番のAPIが落ちている", Fast("monitoring")),
         // Thanks and greetings.
         ("¡Muchas gracias!", Fast("general")),
         ("Danke schön", Fast("general")),

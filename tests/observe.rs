@@ -122,10 +122,10 @@ async fn the_decision_log_grows_the_fast_path() {
         "alpha", "beta", "gamma", "payments", "checkout", "search", "billing", "edge",
     ];
     let pod_forms = [
-        "why do the pods in cluster {} keep restarting",
+        "why do the pods in cluster {} keep bouncing",
         "pods crashlooping in namespace {}",
         "kubelet evicting pods on node pool {}",
-        "pods stuck pending in {}",
+        "pods stuck in ContainerCreating in {}",
         "pods in {} keep getting rescheduled",
     ];
     let invoice_forms = [
@@ -221,7 +221,7 @@ async fn the_decision_log_grows_the_fast_path() {
     );
     // Queries the old routes left to the LLM now take the fast path.
     for q in [
-        "pods restarting again in cluster delta",
+        "pods bouncing again in cluster delta",
         "kubelet evicting pods in zeta",
     ] {
         assert_eq!(route(None, q)["routing_method"], "default", "before: {q}");
