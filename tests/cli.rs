@@ -247,3 +247,24 @@ fn route_explain_is_readable() {
     assert!(text.contains("paying (+1.25)"), "{text}");
     assert!(text.contains("thresholds: min_score"), "{text}");
 }
+
+/// A reader that stops early (`agent-router check | head -1`) ends the command quietly: no
+/// panic, no error line, exit 0.
+#[test]
+fn a_closed_stdout_is_not_a_failure() {
+    use std::process::Stdio;
+    for args in [&["check"][..], &["route", "What are my AWS costs?"], &["--help"]] {
+        let mut child = bin()
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the binary runs");
+        // Closed before the command writes its answer (it first loads the catalogue).
+        drop(child.stdout.take());
+        let out = child.wait_with_output().expect("it ends");
+        let stderr = text(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {stderr}");
+        assert_eq!(stderr, "", "{args:?}");
+    }
+}

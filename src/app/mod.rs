@@ -65,16 +65,23 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Writes a command's answer on stdout. A reader that stops early (`| head`) is not an error:
+/// the rest of the answer is simply not wanted.
+fn emit(text: &str) -> Result<(), AppError> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
 /// Runs a parsed command to completion, with the process's settings read once here.
 pub async fn run(command: Command) -> Result<(), AppError> {
     match command {
-        Command::Help => {
-            print!("{USAGE}");
-            return Ok(());
-        }
+        Command::Help => return emit(USAGE),
         Command::Version => {
-            println!("agent-router {}", env!("CARGO_PKG_VERSION"));
-            return Ok(());
+            return emit(&format!("agent-router {}\n", env!("CARGO_PKG_VERSION")));
         }
         _ => {}
     }
@@ -85,24 +92,24 @@ pub async fn run(command: Command) -> Result<(), AppError> {
             let (source, catalogue) = settings.catalogue(config.as_deref())?;
             let router = Router::new(catalogue)?;
             let c = router.catalogue();
-            println!(
-                "routes file OK ({source}): {} agents, {} keywords, default agent {:?}",
+            let mut out = format!(
+                "routes file OK ({source}): {} agents, {} keywords, default agent {:?}\n",
                 c.agents().len(),
                 router.fast_path().pattern_count(),
                 c.default_agent().name
             );
             for a in c.agents() {
                 let target = a.target.as_deref().unwrap_or("(route-only)");
-                println!(
-                    "  {:<16} {:>4} keywords  target {target}",
+                out += &format!(
+                    "  {:<16} {:>4} keywords  target {target}\n",
                     a.name,
                     a.keywords.len()
                 );
             }
             for w in catalogue_warnings(c, &settings) {
-                println!("warning: {w}");
+                out += &format!("warning: {w}\n");
             }
-            Ok(())
+            emit(&out)
         }
         Command::Eval {
             routes,
@@ -125,8 +132,7 @@ pub async fn run(command: Command) -> Result<(), AppError> {
             };
             let (report, warnings) = crate::tune::eval_command(&routes, &data, json, &options)?;
             warnings.iter().for_each(|w| eprintln!("{w}"));
-            print!("{report}");
-            Ok(())
+            emit(&report)
         }
         Command::Keywords {
             data,
@@ -159,7 +165,7 @@ pub async fn run(command: Command) -> Result<(), AppError> {
             match out {
                 Some(path) => std::fs::write(&path, toml)
                     .map_err(|e| format!("cannot write {}: {e}", path.display()))?,
-                None => print!("{toml}"),
+                None => emit(&toml)?,
             }
             report.iter().for_each(|line| eprintln!("{line}"));
             Ok(())
@@ -171,11 +177,11 @@ pub async fn run(command: Command) -> Result<(), AppError> {
         } => {
             let router = build_router(config.as_deref(), &settings)?;
             let decision = router.route(&query).await;
-            println!("{}", serde_json::to_string_pretty(&decision)?);
+            let mut out = serde_json::to_string_pretty(&decision)? + "\n";
             if explain {
-                print!("\n{}", router.explain(&query).to_text());
+                out += &format!("\n{}", router.explain(&query).to_text());
             }
-            Ok(())
+            emit(&out)
         }
         Command::Serve { config, host, port } => {
             let api = Arc::new(build_api(config.as_deref(), &settings)?);
