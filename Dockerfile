@@ -56,20 +56,25 @@ WORKDIR /build
 
 # Dependency layer: the manifests and lock file with stub sources, so the dependencies are
 # compiled once and reused until Cargo.toml or Cargo.lock change. Every target the manifests name
-# (lib, bin, the fastpath bench, the echo-agent member) gets a stub so Cargo can load the
-# workspace; then the stub's own artifacts are deleted so the real build recompiles the crate.
+# (lib, bin, the fastpath bench, the echo-agent member) and the build script get a stub so Cargo
+# can load the workspace and compile the build dependencies; then the stubs' own artifacts are
+# deleted so the real build recompiles the crate and reruns its build script.
 COPY Cargo.toml Cargo.lock ./
 COPY examples/echo-agent/Cargo.toml examples/echo-agent/Cargo.toml
 RUN mkdir -p src benches examples/echo-agent/src \
+ && echo 'fn main() {}' > build.rs \
  && echo 'fn main() {}' > src/main.rs \
  && touch src/lib.rs \
  && echo 'fn main() {}' > benches/fastpath.rs \
  && echo 'fn main() {}' > examples/echo-agent/src/main.rs \
  && cargo build --release --locked -p agent-router --bin agent-router \
  && rm -rf src target/release/agent-router* target/release/deps/agent_router-* \
-      target/release/deps/libagent_router-* target/release/.fingerprint/agent-router-*
+      target/release/deps/libagent_router-* target/release/.fingerprint/agent-router-* \
+      target/release/build/agent-router-*
 
-# The real sources: src/ and prompts/ (routes.toml and system.txt are compiled in).
+# The real sources: the build script, src/ and prompts/ (routes.toml and system.txt are compiled
+# in; build.rs converts routes.toml to JSON).
+COPY build.rs build.rs
 COPY src src
 COPY prompts prompts
 RUN cargo build --release --locked -p agent-router --bin agent-router \

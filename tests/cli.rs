@@ -253,7 +253,11 @@ fn route_explain_is_readable() {
 #[test]
 fn a_closed_stdout_is_not_a_failure() {
     use std::process::Stdio;
-    for args in [&["check"][..], &["route", "What are my AWS costs?"], &["--help"]] {
+    for args in [
+        &["check"][..],
+        &["route", "What are my AWS costs?"],
+        &["--help"],
+    ] {
         let mut child = bin()
             .args(args)
             .stdout(Stdio::piped())

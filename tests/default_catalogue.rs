@@ -73,9 +73,9 @@ fn check(r: &EvalReport, floor: &Floor) {
     }
 }
 
-/// Measured: whole file coverage 81.8 %, precision 98.5 % (403 of 409); tuning part 84.7 %,
-/// 99.7 % (309 of 310); held-out part 73.9 %, 94.9 % (94 of 99). The catalogue before this one:
-/// 80.6 %, 98.5 % (397 of 403) on the whole file; 70.1 %, 94.7 % (89 of 94) on the held-out part.
+/// Measured: whole file coverage 81.6 %, precision 98.8 % (403 of 408); tuning part 84.7 %,
+/// 99.7 % (309 of 310); held-out part 73.1 %, 95.9 % (94 of 98). Earlier catalogues: 81.8 %,
+/// 98.5 % and 80.6 %, 98.5 % on the whole file (held-out part 73.9 %, 94.9 % and 70.1 %, 94.7 %).
 /// Before the first hand-written catalogue: 64.6 %, 87.6 % on the whole file (60.4 %, 87.7 % on
 /// the held-out part).
 #[test]
@@ -88,7 +88,7 @@ fn dev_figures_whole_tuning_and_held_out() {
             part: "dev.jsonl",
             queries: 500,
             coverage: 0.81,
-            precision: 0.98,
+            precision: 0.984,
             agent_precision: 0.97,
         },
     );
@@ -107,8 +107,8 @@ fn dev_figures_whole_tuning_and_held_out() {
         &Floor {
             part: "held-out part",
             queries: 134,
-            coverage: 0.73,
-            precision: 0.93,
+            coverage: 0.72,
+            precision: 0.945,
             agent_precision: 0.88,
         },
     );
@@ -119,8 +119,8 @@ fn dev_figures_whole_tuning_and_held_out() {
 /// engineer, game-studio operations; terse, misspelt and non-English messages), over AWS services
 /// dev.jsonl mostly does not name. Written before the catalogue was measured on them and never
 /// used to choose keywords: an estimate of how the catalogue does on other people's questions.
-/// Measured: coverage 82.0 %, precision 99.2 % (122 of 123); the catalogue before: 68.0 %,
-/// 99.0 % (101 of 102).
+/// Measured: coverage 82.0 %, precision 100 % (123 of 123); earlier catalogues: 82.0 %,
+/// 99.2 % (122 of 123) and 68.0 %, 99.0 % (101 of 102).
 #[test]
 fn extra_figures() {
     let path = PathBuf::from(concat!(
@@ -134,8 +134,30 @@ fn extra_figures() {
             part: "extra.jsonl",
             queries: 150,
             coverage: 0.81,
-            precision: 0.98,
-            agent_precision: 0.92,
+            precision: 0.99,
+            agent_precision: 0.97,
+        },
+    );
+}
+
+/// Questions from four more authors and many more points of view (data/awsops/README.md). Their
+/// misses were read while the catalogue was edited, so this is tuning data, not an estimate: it
+/// keeps what was learnt from them. Measured: coverage 78.0 %, precision 98.9 % (726 of 734).
+#[test]
+fn more_figures() {
+    let path = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/data/awsops/more.jsonl"
+    ));
+    let more = load_examples(&path).expect("data/awsops/more.jsonl");
+    check(
+        &eval(&more),
+        &Floor {
+            part: "more.jsonl",
+            queries: 941,
+            coverage: 0.77,
+            precision: 0.985,
+            agent_precision: 0.97,
         },
     );
 }
@@ -285,6 +307,32 @@ fn issue_examples() {
             Llm("resources"),
         ),
         ("Scale down the batch cluster tonight", Llm("resources")),
+        // IAM's objects are security's even in an inventory question.
+        ("how many IAM users do we have", Fast("security")),
+        ("list the IAM roles in the sandbox account", Fast("security")),
+        // Failures said as phrases or as the SDK's error codes; KMS's Decrypt is an API call.
+        (
+            "CloudTrail logs stopped arriving in the audit bucket",
+            Fast("monitoring"),
+        ),
+        (
+            "getting ThrottlingException from DynamoDB since noon",
+            Fast("monitoring"),
+        ),
+        (
+            "ThrottlingException from KMS Decrypt calls in the payments service",
+            Llm("monitoring"),
+        ),
+        // A breakdown is not a failure; a concept question draws against the term it explains.
+        (
+            "EC2 spend broken down by team for October",
+            Fast("cost"),
+        ),
+        ("Explain what a CIDR block is", Llm("general")),
+        ("what's the difference between GuardDuty and Inspector?", Llm("general")),
+        // What is running is inventory; a product that is not AWS is not the account.
+        ("what's running in eu-west-1?", Fast("resources")),
+        ("How do I reset my Gmail password?", Llm("general")),
     ]);
 }
 

@@ -399,6 +399,18 @@ fn dockerfile_copies_existing_paths_that_are_in_the_build_context() {
             );
         }
     }
+    // The build script, and the file it converts, are copied.
+    if repo().join("build.rs").is_file() {
+        assert!(
+            copied.contains(&"build.rs".to_owned()),
+            "COPY build.rs: {copied:?}"
+        );
+        assert!(
+            read("build.rs").contains("prompts/routes.toml")
+                && copied.iter().any(|c| c == "prompts"),
+            "build.rs reads prompts/routes.toml: COPY prompts"
+        );
+    }
     // Every file the sources compile in (include_str!/include_bytes!) is inside a copied path.
     let mut includes = Vec::new();
     collect_includes(&repo().join("src"), &mut includes);
@@ -464,6 +476,11 @@ fn dependency_layer_stubs_every_target_the_manifests_name() {
             .and_then(|p| p.as_str())
             .map(str::to_owned);
         needed.push(path.unwrap_or_else(|| format!("benches/{name}.rs")));
+    }
+    // The build script (Cargo finds build.rs by itself): stubbed so its build dependencies
+    // land in the dependency layer.
+    if repo().join("build.rs").is_file() {
+        needed.push("build.rs".to_owned());
     }
     for member in m["workspace"]["members"].as_array().unwrap() {
         let member = member.as_str().unwrap();

@@ -123,7 +123,7 @@ async fn the_decision_log_grows_the_fast_path() {
     ];
     let pod_forms = [
         "why do the pods in cluster {} keep bouncing",
-        "pods crashlooping in namespace {}",
+        "pods in namespace {} keep cycling",
         "kubelet evicting pods on node pool {}",
         "pods stuck in ContainerCreating in {}",
         "pods in {} keep getting rescheduled",

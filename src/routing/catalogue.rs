@@ -67,6 +67,10 @@ use super::normalize::{is_word_char, normalize_query};
 /// the binary runs with no files around it.
 pub const DEFAULT_ROUTES_TOML: &str = include_str!("../../prompts/routes.toml");
 
+/// [`DEFAULT_ROUTES_TOML`] as JSON, converted at build time (`build.rs`): what
+/// [`Catalogue::embedded_default`] loads, since JSON needs no whole-document tree.
+const DEFAULT_ROUTES_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/routes.json"));
+
 /// Longest agent name accepted, in bytes. Names travel in LLM answers, environment variable names
 /// and metric dimensions, so they are kept short.
 pub const MAX_AGENT_NAME_LEN: usize = 64;
@@ -490,9 +494,10 @@ impl Catalogue {
         Catalogue::from_str_any(&text)
     }
 
-    /// The compiled-in default catalogue (`prompts/routes.toml`).
+    /// The compiled-in default catalogue (`prompts/routes.toml`, embedded as the JSON that
+    /// `build.rs` converts it to, and validated like any routes file).
     pub fn embedded_default() -> Result<Catalogue, CatalogueError> {
-        Catalogue::from_toml_str(DEFAULT_ROUTES_TOML)
+        Catalogue::from_json_str(DEFAULT_ROUTES_JSON)
     }
 
     /// All agents, in file order.
@@ -805,11 +810,16 @@ impl CatalogueBuilder {
         // Names with `-` read as `_`: `ROUTER_TARGET_<AGENT>` cannot tell `on-call` from `on_call`.
         let mut seen_folded: HashMap<String, &str> = HashMap::new();
         let most_keywords = self.agents.iter().map(|a| a.keywords.len()).max();
-        let mut seen_keywords: HashMap<String, &str> = HashMap::with_capacity(if linear {
-            most_keywords.unwrap_or(0)
-        } else {
-            self.agents.iter().map(|a| a.keywords.len()).sum()
-        });
+        // FNV: thousands of short keys from the routes file itself, hashed on every cold start.
+        let mut seen_keywords: fnv::FnvHashMap<String, &str> =
+            fnv::FnvHashMap::with_capacity_and_hasher(
+                if linear {
+                    most_keywords.unwrap_or(0)
+                } else {
+                    self.agents.iter().map(|a| a.keywords.len()).sum()
+                },
+                Default::default(),
+            );
         let mut agents = Vec::with_capacity(self.agents.len());
         for a in &self.agents {
             if !valid_agent_name(&a.name) {
@@ -943,7 +953,8 @@ impl CatalogueBuilder {
                 problem,
             })
         };
-        let mut seen: HashMap<String, ()> = HashMap::with_capacity(self.none_keywords.len());
+        let mut seen: fnv::FnvHashSet<String> =
+            fnv::FnvHashSet::with_capacity_and_hasher(self.none_keywords.len(), Default::default());
         let mut total = f64::from(linear.none_bias.abs());
         let mut keywords = Vec::with_capacity(self.none_keywords.len());
         for k in &self.none_keywords {
@@ -960,7 +971,7 @@ impl CatalogueBuilder {
             if !k.weight.is_finite() {
                 return bad(&k.text, "has a weight that is not a finite number");
             }
-            if seen.insert(norm.clone(), ()).is_some() {
+            if !seen.insert(norm.clone()) {
                 return bad(&norm, "is listed twice: remove one");
             }
             total += f64::from(k.weight.abs());
@@ -1188,6 +1199,17 @@ mod tests {
             bias: 0.0,
             target: None,
         }
+    }
+
+    #[test]
+    fn embedded_json_is_the_toml_catalogue() {
+        let from_toml = Catalogue::from_toml_str(DEFAULT_ROUTES_TOML).unwrap();
+        let embedded = Catalogue::embedded_default().unwrap();
+        assert_eq!(embedded.agents(), from_toml.agents());
+        assert_eq!(embedded.default_index(), from_toml.default_index());
+        assert_eq!(embedded.fast_path(), from_toml.fast_path());
+        assert_eq!(embedded.linear(), from_toml.linear());
+        assert_eq!(embedded.to_toml_string(), from_toml.to_toml_string());
     }
 
     #[test]

@@ -35,8 +35,10 @@ pub struct FastPath {
     /// The out-of-scope class's score before any keyword (`none_bias`; 0 in the additive form).
     none_bias: f32,
     /// Linear form with `unknown_word_weight`: every word of every keyword (runs of word
-    /// characters of the normalised texts). Empty when unknown words are not counted.
-    vocabulary: std::collections::HashSet<Box<str>>,
+    /// characters of the normalised texts). Empty when unknown words are not counted. Hashed
+    /// with FNV-1a: short keys, looked up once per query word, from the routes file, so a keyed
+    /// hash (the standard SipHash) buys nothing here and costs most of the lookup.
+    vocabulary: fnv::FnvHashSet<Box<str>>,
     settings: FastPathSettings,
     linear: Option<LinearSettings>,
 }
@@ -149,6 +151,20 @@ impl Unrouted {
     }
 }
 
+/// The id of `text` among `texts`, added at the end when it is new.
+fn intern(
+    by_text: &mut fnv::FnvHashMap<String, usize>,
+    texts: &mut Vec<String>,
+    text: &str,
+) -> usize {
+    if let Some(&id) = by_text.get(text) {
+        return id;
+    }
+    texts.push(text.to_owned());
+    by_text.insert(text.to_owned(), texts.len() - 1);
+    texts.len() - 1
+}
+
 impl std::fmt::Display for Unrouted {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
@@ -160,47 +176,49 @@ impl FastPath {
     pub fn new(catalogue: &Catalogue) -> Result<FastPath, CatalogueError> {
         // Group the entries by normalised text: one pattern per text (in the linear form a text
         // may carry weights for several agents), first appearance order.
-        let mut by_text: std::collections::HashMap<String, usize> = Default::default();
-        let mut texts: Vec<String> = Vec::new();
-        let mut grouped: Vec<Vec<KeywordHit>> = Vec::new();
-        let mut none_weights: Vec<f32> = Vec::new();
+        let total: usize = catalogue.agents().iter().map(|a| a.keywords.len()).sum();
+        let mut by_text: fnv::FnvHashMap<String, usize> =
+            fnv::FnvHashMap::with_capacity_and_hasher(total, Default::default());
+        let mut texts: Vec<String> = Vec::with_capacity(total);
+        let mut keyed: Vec<(usize, KeywordHit)> = Vec::with_capacity(total);
         let mut buf = String::new();
         for (agent, a) in catalogue.agents().iter().enumerate() {
             for (keyword, k) in a.keywords.iter().enumerate() {
                 normalize_into(&k.text, &mut buf);
-                let id = *by_text.entry(buf.clone()).or_insert_with(|| {
-                    texts.push(buf.clone());
-                    grouped.push(Vec::new());
-                    none_weights.push(0.0);
-                    texts.len() - 1
-                });
-                grouped[id].push(KeywordHit {
-                    agent,
-                    keyword,
-                    weight: k.weight,
-                });
+                let id = intern(&mut by_text, &mut texts, &buf);
+                keyed.push((
+                    id,
+                    KeywordHit {
+                        agent,
+                        keyword,
+                        weight: k.weight,
+                    },
+                ));
             }
         }
+        let mut none_weights: Vec<f32> = Vec::new();
         for k in catalogue.none_keywords() {
             normalize_into(&k.text, &mut buf);
-            let id = *by_text.entry(buf.clone()).or_insert_with(|| {
-                texts.push(buf.clone());
-                grouped.push(Vec::new());
-                none_weights.push(0.0);
-                texts.len() - 1
-            });
+            let id = intern(&mut by_text, &mut texts, &buf);
+            none_weights.resize(texts.len(), 0.0);
             none_weights[id] += k.weight;
         }
-        let mut entries = Vec::new();
+        none_weights.resize(texts.len(), 0.0);
+        // Stable: a text's entries stay in file order.
+        keyed.sort_by_key(|&(id, _)| id);
+        let entries: Vec<KeywordHit> = keyed.iter().map(|&(_, hit)| hit).collect();
+        let mut at = 0;
         let patterns = texts
             .iter()
-            .zip(grouped)
             .zip(none_weights)
-            .map(|((text, group), none_weight)| {
-                let start = entries.len();
-                entries.extend(group);
+            .enumerate()
+            .map(|(id, (text, none_weight))| {
+                let start = at;
+                while at < keyed.len() && keyed[at].0 == id {
+                    at += 1;
+                }
                 Pattern {
-                    entries: start..entries.len(),
+                    entries: start..at,
                     none_weight,
                     bounded_start: text.chars().next().is_some_and(joins_words),
                     bounded_end: text.chars().next_back().is_some_and(joins_words),
@@ -208,10 +226,12 @@ impl FastPath {
             })
             .collect();
         let linear = catalogue.linear();
-        let mut vocabulary = std::collections::HashSet::new();
+        let mut vocabulary = fnv::FnvHashSet::default();
         if linear.is_some_and(|l| l.unknown_word_weight != 0.0) {
-            for text in &texts {
-                vocabulary.extend(words(text).map(Box::from));
+            for word in texts.iter().flat_map(|t| words(t)) {
+                if !vocabulary.contains(word) {
+                    vocabulary.insert(Box::from(word));
+                }
             }
         }
         let automaton = AhoCorasick::builder()

@@ -19,6 +19,21 @@ pub fn normalize_query(text: &str) -> String {
 /// Like [`normalize_query`], but writes into `out` (cleared first) so a caller can reuse a buffer.
 pub fn normalize_into(text: &str, out: &mut String) {
     out.clear();
+    if text.is_ascii() {
+        // The common case, a word at a time: the same result (the ASCII characters that
+        // `char::is_whitespace` accepts are exactly these), without decoding characters.
+        for word in text
+            .split(|c: char| c.is_ascii_whitespace() || c == '\x0b')
+            .filter(|w| !w.is_empty())
+        {
+            if !out.is_empty() {
+                out.push(' ');
+            }
+            out.push_str(word);
+        }
+        out.make_ascii_lowercase();
+        return;
+    }
     let mut pending_space = false;
     for c in text.chars() {
         if c.is_whitespace() {
@@ -81,6 +96,41 @@ pub fn truncate_bytes(s: &str, max: usize) -> &str {
 
 #[cfg(test)]
 mod tests {
+
+    /// The general, character-by-character form, as the ASCII shortcut must behave.
+    fn by_chars(text: &str) -> String {
+        let mut out = String::new();
+        let mut pending_space = false;
+        for c in text.chars() {
+            if c.is_whitespace() {
+                pending_space = !out.is_empty();
+                continue;
+            }
+            if pending_space {
+                out.push(' ');
+                pending_space = false;
+            }
+            out.extend(c.to_lowercase());
+        }
+        out
+    }
+
+    #[test]
+    fn ascii_shortcut_matches_the_general_form() {
+        // Every ASCII character, alone and between words, including each kind of whitespace.
+        for b in 0u8..128 {
+            let c = char::from(b);
+            for text in [
+                format!("{c}"),
+                format!("A{c}B"),
+                format!(" {c}{c} x{c}"),
+                format!("Cost{c}\t\x0b\x0cEXPLORER {c}"),
+            ] {
+                assert_eq!(normalize_query(&text), by_chars(&text), "{text:?}");
+            }
+        }
+    }
+
     use super::*;
 
     #[test]
