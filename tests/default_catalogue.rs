@@ -309,7 +309,10 @@ fn issue_examples() {
         ("Scale down the batch cluster tonight", Llm("resources")),
         // IAM's objects are security's even in an inventory question.
         ("how many IAM users do we have", Fast("security")),
-        ("list the IAM roles in the sandbox account", Fast("security")),
+        (
+            "list the IAM roles in the sandbox account",
+            Fast("security"),
+        ),
         // Failures said as phrases or as the SDK's error codes; KMS's Decrypt is an API call.
         (
             "CloudTrail logs stopped arriving in the audit bucket",
@@ -324,12 +327,12 @@ fn issue_examples() {
             Llm("monitoring"),
         ),
         // A breakdown is not a failure; a concept question draws against the term it explains.
-        (
-            "EC2 spend broken down by team for October",
-            Fast("cost"),
-        ),
+        ("EC2 spend broken down by team for October", Fast("cost")),
         ("Explain what a CIDR block is", Llm("general")),
-        ("what's the difference between GuardDuty and Inspector?", Llm("general")),
+        (
+            "what's the difference between GuardDuty and Inspector?",
+            Llm("general"),
+        ),
         // What is running is inventory; a product that is not AWS is not the account.
         ("what's running in eu-west-1?", Fast("resources")),
         ("How do I reset my Gmail password?", Llm("general")),

@@ -269,7 +269,7 @@ impl FastPath {
         let mut text = String::with_capacity(query.len());
         normalize_into(query, &mut text);
         // (start, end, pattern) of every match that sits on word boundaries.
-        let mut found: Vec<(usize, usize, usize)> = Vec::new();
+        let mut found: Vec<(usize, usize, usize)> = Vec::with_capacity(16);
         for m in self.automaton.find_overlapping_iter(&text) {
             let p = &self.patterns[m.pattern().as_usize()];
             if p.bounded_start
@@ -289,8 +289,8 @@ impl FastPath {
         found.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)).then(a.2.cmp(&b.2)));
         let mut scores = self.biases.clone();
         let mut none = self.none_bias;
-        let mut hits: Vec<KeywordHit> = Vec::new();
-        let mut counted: Vec<usize> = Vec::new();
+        let mut hits: Vec<KeywordHit> = Vec::with_capacity(2 * found.len());
+        let mut counted: Vec<usize> = Vec::with_capacity(found.len());
         let mut covered_to = 0;
         for (start, end, pid) in found {
             // The additive form resolves overlaps; in the linear form every match counts.
@@ -319,11 +319,13 @@ impl FastPath {
     /// Distinct words of a normalised query that are in no keyword (at most
     /// [`MAX_QUERY_WORDS`], which keeps the score finite).
     fn unknown_words(&self, text: &str) -> f32 {
-        let mut unknown: Vec<&str> = words(text)
-            .filter(|w| !self.vocabulary.contains(*w))
-            .collect();
-        unknown.sort_unstable();
-        unknown.dedup();
+        // A query has few unknown words: a linear check for repeats beats sorting them.
+        let mut unknown: Vec<&str> = Vec::with_capacity(8);
+        for w in words(text) {
+            if !unknown.contains(&w) && !self.vocabulary.contains(w) {
+                unknown.push(w);
+            }
+        }
         (unknown.len() as f32).min(MAX_QUERY_WORDS)
     }
 

@@ -20,18 +20,40 @@ pub fn normalize_query(text: &str) -> String {
 pub fn normalize_into(text: &str, out: &mut String) {
     out.clear();
     if text.is_ascii() {
-        // The common case, a word at a time: the same result (the ASCII characters that
-        // `char::is_whitespace` accepts are exactly these), without decoding characters.
-        for word in text
-            .split(|c: char| c.is_ascii_whitespace() || c == '\x0b')
-            .filter(|w| !w.is_empty())
-        {
-            if !out.is_empty() {
-                out.push(' ');
+        // The common case, without decoding characters (the ASCII characters that
+        // `char::is_whitespace` accepts are exactly these). Most queries are already spaced
+        // cleanly (single spaces inside, none at the ends): copied whole and lower-cased.
+        let space = |b: u8| b.is_ascii_whitespace() || b == 0x0b;
+        let bytes = text.as_bytes();
+        let mut clean =
+            !bytes.first().is_some_and(|&b| space(b)) && !bytes.last().is_some_and(|&b| space(b));
+        let mut previous_space = false;
+        for &b in bytes {
+            if !clean {
+                break;
             }
-            out.push_str(word);
+            let is_space = space(b);
+            clean = !is_space || (b == b' ' && !previous_space);
+            previous_space = is_space;
         }
-        out.make_ascii_lowercase();
+        if clean {
+            out.push_str(text);
+            out.make_ascii_lowercase();
+            return;
+        }
+        out.reserve(text.len());
+        let mut pending_space = false;
+        for b in text.bytes() {
+            if space(b) {
+                pending_space = !out.is_empty();
+                continue;
+            }
+            if pending_space {
+                out.push(' ');
+                pending_space = false;
+            }
+            out.push(char::from(b.to_ascii_lowercase()));
+        }
         return;
     }
     let mut pending_space = false;
