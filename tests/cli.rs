@@ -272,3 +272,32 @@ fn a_closed_stdout_is_not_a_failure() {
         assert_eq!(stderr, "", "{args:?}");
     }
 }
+
+/// `eval` without a routes file measures the routes every other command uses: ROUTER_CONFIG's,
+/// else the embedded catalogue, so the default can be judged on one's own questions.
+#[test]
+fn eval_defaults_to_the_routes_of_every_command() {
+    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/data/awsops/extra.jsonl");
+    let (out, stdout, stderr) = run(bin().args(["eval", "--data", data, "--json"]));
+    assert!(out.status.success(), "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("one JSON object");
+    assert_eq!(report["unknown_labels"], serde_json::json!({}), "{report}");
+    let dir = scratch("eval-default");
+    let routes = dir.join("routes.toml");
+    std::fs::write(
+        &routes,
+        "default_agent = \"other\"\n[[agents]]\nname = \"cost\"\ndescription = \"Money.\"\n\
+         keywords = [\"bill\"]\n[[agents]]\nname = \"other\"\ndescription = \"The rest.\"\n",
+    )
+    .unwrap();
+    let (out, stdout, stderr) = run(bin()
+        .env("ROUTER_CONFIG", &routes)
+        .args(["eval", "--data", data, "--json"]));
+    assert!(out.status.success(), "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("one JSON object");
+    // ROUTER_CONFIG's file has no security agent: its questions are labels it does not know.
+    assert!(
+        report["unknown_labels"]["security"].as_u64() > Some(0),
+        "{report}"
+    );
+}

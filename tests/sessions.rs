@@ -564,7 +564,7 @@ fn aws_operations_conversations_with_the_default_catalogue() {
 #[test]
 fn eval_reports_turns_in_json() {
     let (json, _) = agent_router::tune::eval_command(
-        &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("prompts/routes.toml"),
+        Some(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("prompts/routes.toml")),
         &data("awsops/dev-sessions.jsonl"),
         true,
         &agent_router::tune::EvalOptions::default(),
@@ -580,9 +580,9 @@ fn eval_reports_turns_in_json() {
     }
     assert_eq!(v["turns"]["sessions"], 60);
     assert!(v["coverage"].is_number(), "the single-query keys stay");
-    // A file without session ids has no turns.
+    // A file without session ids has no turns (and no routes file means the embedded one).
     let (json, _) = agent_router::tune::eval_command(
-        &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("prompts/routes.toml"),
+        None,
         &data("awsops/dev.jsonl"),
         true,
         &agent_router::tune::EvalOptions::default(),

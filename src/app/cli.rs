@@ -17,13 +17,14 @@ USAGE:
       --explain adds, for a person, every agent's keyword evidence and the thresholds.
   agent-router check [--config FILE]
       Validate a routes file and print a summary of its agents.
-  agent-router eval --config FILE --data LABELLED.jsonl [--json]
+  agent-router eval [--config FILE] --data LABELLED.jsonl [--json]
                     [--price-per-mtok-in USD] [--price-per-mtok-out USD]
       Run only the fast path of a routes file over labelled queries (one JSON object a line,
       {\"query\": ..., \"agent\": NAME or \"none\"}) and report coverage, precision, per-agent
       figures, confusions, the LLM call rate and its estimated Bedrock cost (default prices:
       Claude Haiku 4.5, $1 in / $5 out per million tokens). No network. --routes is the same
-      as --config.
+      as --config; without either, the routes of every command (ROUTER_CONFIG, else the
+      embedded catalogue).
   agent-router keywords --data LABELLED.jsonl [--out FILE [--force]] [--min-precision P]
                         [--min-support N]
       Fit a linear fast-path model to labelled queries and write a complete routes file (to FILE,
@@ -67,8 +68,8 @@ pub enum Command {
     },
     /// Measure a routes file's fast path on labelled queries.
     Eval {
-        /// The routes file to evaluate.
-        routes: PathBuf,
+        /// The routes file to evaluate (default: `ROUTER_CONFIG`, else the embedded catalogue).
+        routes: Option<PathBuf>,
         /// The labelled JSON-lines file.
         data: PathBuf,
         /// Print one JSON object instead of the text report.
@@ -163,7 +164,7 @@ where
                 return Err("eval takes --config, --data, --json and --price-per-mtok-*".into());
             }
             Ok(Command::Eval {
-                routes: routes.or(config).ok_or("eval needs --config FILE")?,
+                routes: routes.or(config),
                 data: data.ok_or("eval needs --data LABELLED.jsonl")?,
                 json,
                 price_per_mtok_in: price_in,
@@ -251,7 +252,7 @@ mod tests {
             (
                 &["eval", "--routes", "r.toml", "--data", "d.jsonl", "--json"],
                 Ok(Command::Eval {
-                    routes: "r.toml".into(),
+                    routes: Some("r.toml".into()),
                     data: "d.jsonl".into(),
                     json: true,
                     price_per_mtok_in: None,
@@ -271,14 +272,24 @@ mod tests {
                     "4",
                 ],
                 Ok(Command::Eval {
-                    routes: "r.toml".into(),
+                    routes: Some("r.toml".into()),
                     data: "d.jsonl".into(),
                     json: false,
                     price_per_mtok_in: Some(crate::tune::Number(0.8)),
                     price_per_mtok_out: Some(crate::tune::Number(4.0)),
                 }),
             ),
-            (&["eval", "--data", "d.jsonl"], Err(())),
+            // Without a routes file: ROUTER_CONFIG, else the embedded catalogue.
+            (
+                &["eval", "--data", "d.jsonl"],
+                Ok(Command::Eval {
+                    routes: None,
+                    data: "d.jsonl".into(),
+                    json: false,
+                    price_per_mtok_in: None,
+                    price_per_mtok_out: None,
+                }),
+            ),
             (&["eval", "--routes", "r.toml"], Err(())),
             (
                 &[
@@ -336,7 +347,7 @@ mod tests {
             (
                 &["eval", "--config", "r.toml", "--data", "d.jsonl"],
                 Ok(Command::Eval {
-                    routes: "r.toml".into(),
+                    routes: Some("r.toml".into()),
                     data: "d.jsonl".into(),
                     json: false,
                     price_per_mtok_in: None,

@@ -18,7 +18,9 @@ use crate::ports::{MemorySessionStore, SessionStore};
 use crate::routing::{Catalogue, Router};
 use crate::sessions::Sessions;
 use cli::{Command, USAGE};
-use settings::{SessionConfig, SessionStoreKind, Settings, Switch, unknown_target_vars};
+use settings::{
+    RoutesSource, SessionConfig, SessionStoreKind, Settings, Switch, unknown_target_vars,
+};
 
 /// Default local port when neither `--port` nor `PORT` is given.
 pub const DEFAULT_PORT: u16 = 3000;
@@ -133,7 +135,13 @@ pub async fn run(command: Command) -> Result<(), AppError> {
                 prompt_template,
                 session_policy: settings.sessions.policy,
             };
-            let (report, warnings) = crate::tune::eval_command(&routes, &data, json, &options)?;
+            // Like every command: --config, else ROUTER_CONFIG, else the embedded catalogue.
+            let routes = routes.or(match &settings.routes {
+                RoutesSource::File(path) => Some(path.clone()),
+                RoutesSource::Embedded => None,
+            });
+            let (report, warnings) =
+                crate::tune::eval_command(routes.as_deref(), &data, json, &options)?;
             warnings.iter().for_each(|w| eprintln!("{w}"));
             emit(&report)
         }

@@ -325,27 +325,34 @@ pub fn agent_name_for_label(label: &str) -> String {
     name
 }
 
-/// The `eval` command: evaluates the routes file at `routes` on the labelled file at `data` and
-/// returns what to print on stdout (the text report, or one JSON object when `json`) and the
-/// warnings for stderr.
+/// The `eval` command: evaluates the routes file at `routes` (the embedded default catalogue when
+/// `None`) on the labelled file at `data` and returns what to print on stdout (the text report,
+/// or one JSON object when `json`) and the warnings for stderr.
 pub fn eval_command(
-    routes: &Path,
+    routes: Option<&Path>,
     data: &Path,
     json: bool,
     options: &EvalOptions,
 ) -> Result<(String, Vec<String>), TuneError> {
-    let catalogue =
-        crate::routing::Catalogue::from_path(routes).map_err(|source| match source {
-            CatalogueError::Read { path, message } => TuneError::Io {
-                action: "read",
-                path,
-                message,
-            },
-            source => TuneError::Catalogue {
-                path: routes.display().to_string(),
-                source,
-            },
-        })?;
+    let routes_name = routes.map_or_else(
+        || "the embedded catalogue".to_owned(),
+        |p| p.display().to_string(),
+    );
+    let catalogue = match routes {
+        Some(path) => crate::routing::Catalogue::from_path(path),
+        None => crate::routing::Catalogue::embedded_default(),
+    }
+    .map_err(|source| match source {
+        CatalogueError::Read { path, message } => TuneError::Io {
+            action: "read",
+            path,
+            message,
+        },
+        source => TuneError::Catalogue {
+            path: routes_name.clone(),
+            source,
+        },
+    })?;
     let (examples, counts) = load_labelled(data)?;
     let report = evaluate(&catalogue, &examples, options)?;
     let turns = conversations::evaluate_turns(&catalogue, &examples, &options.session_policy)?;
@@ -356,7 +363,7 @@ pub fn eval_command(
             let labels: Vec<&str> = report.unknown_labels.keys().map(String::as_str).collect();
             warnings.push(format!(
                 "warning: labels that name no agent of {} (counted as misses): {}",
-                routes.display(),
+                routes_name,
                 labels.join(", ")
             ));
         }
