@@ -1144,6 +1144,32 @@ struct RawAgent {
 /// A keyword as written: either `"text"` or `{ phrase = "text", weight = 2.0 }`.
 struct RawKeyword(Keyword);
 
+/// A field of a keyword table, read without allocating its name (mined files have thousands).
+enum KeywordField {
+    Phrase,
+    Weight,
+}
+
+impl<'de> Deserialize<'de> for KeywordField {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = KeywordField;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("`phrase` or `weight`")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<KeywordField, E> {
+                match v {
+                    "phrase" | "keyword" => Ok(KeywordField::Phrase),
+                    "weight" => Ok(KeywordField::Weight),
+                    other => Err(E::unknown_field(other, &["phrase", "weight"])),
+                }
+            }
+        }
+        d.deserialize_identifier(V)
+    }
+}
+
 impl<'de> Deserialize<'de> for RawKeyword {
     fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
@@ -1161,13 +1187,10 @@ impl<'de> Deserialize<'de> for RawKeyword {
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawKeyword, A::Error> {
                 let mut text: Option<String> = None;
                 let mut weight: Option<f32> = None;
-                while let Some(key) = map.next_key::<String>()? {
-                    match key.as_str() {
-                        "phrase" | "keyword" => text = Some(map.next_value()?),
-                        "weight" => weight = Some(map.next_value()?),
-                        other => {
-                            return Err(de::Error::unknown_field(other, &["phrase", "weight"]));
-                        }
+                while let Some(field) = map.next_key::<KeywordField>()? {
+                    match field {
+                        KeywordField::Phrase => text = Some(map.next_value()?),
+                        KeywordField::Weight => weight = Some(map.next_value()?),
                     }
                 }
                 let text = text.ok_or_else(|| de::Error::missing_field("phrase"))?;
