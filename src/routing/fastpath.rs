@@ -204,21 +204,31 @@ impl FastPath {
             none_weights[id] += k.weight;
         }
         none_weights.resize(texts.len(), 0.0);
-        // Stable: a text's entries stay in file order.
-        keyed.sort_by_key(|&(id, _)| id);
-        let entries: Vec<KeywordHit> = keyed.iter().map(|&(_, hit)| hit).collect();
-        let mut at = 0;
+        // Entries grouped by text (a counting sort: each text's entries stay in file order).
+        let mut ends = vec![0usize; texts.len()];
+        for &(id, _) in &keyed {
+            ends[id] += 1;
+        }
+        let mut total_so_far = 0;
+        for end in &mut ends {
+            total_so_far += *end;
+            *end = total_so_far;
+        }
+        let mut next: Vec<usize> = ends.clone();
+        let mut slots: Vec<Option<KeywordHit>> = vec![None; keyed.len()];
+        for &(id, hit) in keyed.iter().rev() {
+            next[id] -= 1;
+            slots[next[id]] = Some(hit);
+        }
+        let entries: Vec<KeywordHit> = slots.into_iter().flatten().collect();
         let patterns = texts
             .iter()
             .zip(none_weights)
             .enumerate()
             .map(|(id, (text, none_weight))| {
-                let start = at;
-                while at < keyed.len() && keyed[at].0 == id {
-                    at += 1;
-                }
+                let start = if id == 0 { 0 } else { ends[id - 1] };
                 Pattern {
-                    entries: start..at,
+                    entries: start..ends[id],
                     none_weight,
                     bounded_start: text.chars().next().is_some_and(joins_words),
                     bounded_end: text.chars().next_back().is_some_and(joins_words),
