@@ -140,9 +140,9 @@ fn extra_figures() {
     );
 }
 
-/// Questions from four more authors and many more points of view (data/awsops/README.md). Their
+/// Questions from five more authors and many more points of view (data/awsops/README.md). Their
 /// misses were read while the catalogue was edited, so this is tuning data, not an estimate: it
-/// keeps what was learnt from them. Measured: coverage 78.0 %, precision 98.9 % (726 of 734).
+/// keeps what was learnt from them. Measured: coverage 78.8 %, precision 98.8 % (880 of 891).
 #[test]
 fn more_figures() {
     let path = PathBuf::from(concat!(
@@ -154,7 +154,7 @@ fn more_figures() {
         &eval(&more),
         &Floor {
             part: "more.jsonl",
-            queries: 941,
+            queries: 1131,
             coverage: 0.77,
             precision: 0.985,
             agent_precision: 0.97,
