@@ -119,7 +119,7 @@ fn dev_figures_whole_tuning_and_held_out() {
 /// engineer, game-studio operations; terse, misspelt and non-English messages), over AWS services
 /// dev.jsonl mostly does not name. Written before the catalogue was measured on them and never
 /// used to choose keywords: an estimate of how the catalogue does on other people's questions.
-/// Measured: coverage 82.0 %, precision 100 % (123 of 123); earlier catalogues: 82.0 %,
+/// Measured: coverage 82.7 %, precision 100 % (124 of 124); earlier catalogues: 82.0 %,
 /// 99.2 % (122 of 123) and 68.0 %, 99.0 % (101 of 102).
 #[test]
 fn extra_figures() {
@@ -142,8 +142,8 @@ fn extra_figures() {
 
 /// Questions from seven more authors and many more points of view (data/awsops/README.md). Their
 /// misses were read while the catalogue was edited, so this is tuning data, not an estimate: it
-/// keeps what was learnt from them. Measured: coverage 78.6 %, precision 98.6 % (1,169 of
-/// 1,185).
+/// keeps what was learnt from them. Measured: coverage 79.0 %, precision 98.7 % (1,175 of
+/// 1,190).
 #[test]
 fn more_figures() {
     let path = PathBuf::from(concat!(
@@ -204,10 +204,19 @@ fn issue_examples() {
             "is the RDS instance I made reachable from the internet?",
             Fast("security"),
         ),
-        // "CloudWatch" + "metrics" weigh as much as "how much" + "paying": only a negative weight
-        // on monitoring for money words would decide it.
+        // Money as the subject ("paying for X", "the cost of X") outweighs a service and an
+        // intent word of another agent together.
         (
             "how much are we paying for CloudWatch custom metrics?",
+            Fast("cost"),
+        ),
+        (
+            "what is the cost of our CloudWatch alarms this month",
+            Fast("cost"),
+        ),
+        // Two of monitoring's words against it: a tie, and the LLM decides.
+        (
+            "Wie hoch sind unsere Kosten für CloudWatch-Alarme?",
             Llm("cost"),
         ),
         ("What's an availability zone?", Fast("general")),
