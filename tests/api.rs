@@ -415,7 +415,7 @@ async fn the_local_server_reuses_a_well_formed_caller_request_id() {
 #[tokio::test]
 async fn explain_shows_every_agents_evidence_and_the_thresholds() {
     let api = api();
-    let q = "how much are we paying for CloudWatch custom metrics?";
+    let q = "how much are CloudWatch alarms and dashboards costing?";
     let plain = json_of(
         &api,
         post("/route", &serde_json::json!({ "query": q }).to_string()),

@@ -231,7 +231,7 @@ fn route_explain_is_readable() {
     let (out, stdout, stderr) = run(bin().args([
         "route",
         "--explain",
-        "how much are we paying for CloudWatch custom metrics?",
+        "how much are CloudWatch alarms and dashboards costing?",
     ]));
     assert!(out.status.success(), "{stderr}");
     let (json, text) = stdout
@@ -244,7 +244,7 @@ fn route_explain_is_readable() {
         text.contains("cost") && text.contains("monitoring"),
         "{text}"
     );
-    assert!(text.contains("paying (+1.25)"), "{text}");
+    assert!(text.contains("costing (+1.25)"), "{text}");
     assert!(text.contains("thresholds: min_score"), "{text}");
 }
 
