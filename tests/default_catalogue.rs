@@ -73,8 +73,8 @@ fn check(r: &EvalReport, floor: &Floor) {
     }
 }
 
-/// Measured: whole file coverage 81.8 %, precision 98.8 % (404 of 409); tuning part 85.0 %,
-/// 99.7 % (310 of 311); held-out part 73.1 %, 95.9 % (94 of 98). Earlier catalogues: 81.8 %,
+/// Measured: whole file coverage 82.2 %, precision 98.8 % (406 of 411); tuning part 85.2 %,
+/// 99.7 % (311 of 312); held-out part 73.9 %, 96.0 % (95 of 99). Earlier catalogues: 81.8 %,
 /// 98.5 % and 80.6 %, 98.5 % on the whole file (held-out part 73.9 %, 94.9 % and 70.1 %, 94.7 %).
 /// Before the first hand-written catalogue: 64.6 %, 87.6 % on the whole file (60.4 %, 87.7 % on
 /// the held-out part).
@@ -97,7 +97,7 @@ fn dev_figures_whole_tuning_and_held_out() {
         &Floor {
             part: "tuning part",
             queries: 366,
-            coverage: 0.84,
+            coverage: 0.845,
             precision: 0.99,
             agent_precision: 0.98,
         },
@@ -107,7 +107,7 @@ fn dev_figures_whole_tuning_and_held_out() {
         &Floor {
             part: "held-out part",
             queries: 134,
-            coverage: 0.72,
+            coverage: 0.73,
             precision: 0.945,
             agent_precision: 0.88,
         },
@@ -140,10 +140,10 @@ fn extra_figures() {
     );
 }
 
-/// Questions from seven more authors and many more points of view (data/awsops/README.md). Their
+/// Questions from eight more authors and many more points of view (data/awsops/README.md). Their
 /// misses were read while the catalogue was edited, so this is tuning data, not an estimate: it
-/// keeps what was learnt from them. Measured: coverage 79.0 %, precision 98.7 % (1,175 of
-/// 1,190).
+/// keeps what was learnt from them. Measured: coverage 79.8 %, precision 98.9 % (1,339 of
+/// 1,354).
 #[test]
 fn more_figures() {
     let path = PathBuf::from(concat!(
@@ -155,7 +155,7 @@ fn more_figures() {
         &eval(&more),
         &Floor {
             part: "more.jsonl",
-            queries: 1507,
+            queries: 1697,
             coverage: 0.77,
             precision: 0.985,
             agent_precision: 0.96,
@@ -349,6 +349,15 @@ fn issue_examples() {
         // Everyday phrases are not the account; a setting named after monitoring is a setting.
         ("What should go on my bucket list?", Fast("general")),
         ("How do I make a household budget?", Fast("general")),
+        // A word's meaning asked for is a concept question; a request rate is a metric.
+        (
+            "What does 'blast radius' mean in cloud architecture?",
+            Llm("general"),
+        ),
+        (
+            "What was the peak request rate on CloudFront during exam week?",
+            Fast("monitoring"),
+        ),
         (
             "Which EC2 instances have detailed monitoring turned on?",
             Fast("resources"),

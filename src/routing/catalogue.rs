@@ -495,9 +495,11 @@ impl Catalogue {
     }
 
     /// The compiled-in default catalogue (`prompts/routes.toml`, embedded as the JSON that
-    /// `build.rs` converts it to, and validated like any routes file).
+    /// `build.rs` converts it to, and validated like any routes file). When it is not valid, the
+    /// error comes from the TOML, so it names the line of `prompts/routes.toml` to fix.
     pub fn embedded_default() -> Result<Catalogue, CatalogueError> {
         Catalogue::from_json_str(DEFAULT_ROUTES_JSON)
+            .or_else(|_| Catalogue::from_toml_str(DEFAULT_ROUTES_TOML))
     }
 
     /// All agents, in file order.

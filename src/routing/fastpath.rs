@@ -329,14 +329,22 @@ impl FastPath {
     /// Distinct words of a normalised query that are in no keyword (at most
     /// [`MAX_QUERY_WORDS`], which keeps the score finite).
     fn unknown_words(&self, text: &str) -> f32 {
-        // A query has few unknown words: a linear check for repeats beats sorting them.
-        let mut unknown: Vec<&str> = Vec::with_capacity(8);
-        for w in words(text) {
-            if !unknown.contains(&w) && !self.vocabulary.contains(w) {
-                unknown.push(w);
-            }
-        }
-        (unknown.len() as f32).min(MAX_QUERY_WORDS)
+        let mut unknown: Vec<&str> = words(text)
+            .filter(|w| !self.vocabulary.contains(*w))
+            .collect();
+        // A query has few unknown words, and a linear check for repeats beats sorting them; a
+        // long one (a request may hold thousands of words) is sorted, so the count stays
+        // O(n log n).
+        let distinct = if unknown.len() <= 16 {
+            (0..unknown.len())
+                .filter(|&i| !unknown[..i].contains(&unknown[i]))
+                .count()
+        } else {
+            unknown.sort_unstable();
+            unknown.dedup();
+            unknown.len()
+        };
+        (distinct as f32).min(MAX_QUERY_WORDS)
     }
 
     /// How much evidence `scan` holds for `agent`, as a share of what a decision needs, so 1 or
