@@ -296,6 +296,15 @@ fn out_of_scope_keywords_and_unknown_words_raise_the_none_score() {
         FastOutcome::Unrouted { why, .. } => assert_eq!(why, Unrouted::LowConfidence),
         other => panic!("{other:?}"),
     }
+    // Distinct unknown words are counted the same way in a long query (each of 40 words twice,
+    // in two orders): -1 + 40 x 1.5 + cost's own word known.
+    let many: Vec<String> = (0..40).map(|i| format!("w{i}")).collect();
+    let long = format!(
+        "cost {} {}",
+        many.join(" "),
+        many.iter().rev().cloned().collect::<Vec<_>>().join(" ")
+    );
+    assert_eq!(fast.scan(&long).none, -1.0 + 40.0 * 1.5);
     // A none keyword alone is no evidence for any agent.
     let scan = fast.scan("movie");
     assert_eq!(scan.none, 0.0);
