@@ -563,8 +563,10 @@ fn aws_operations_conversations_with_the_default_catalogue() {
 
 #[test]
 fn eval_reports_turns_in_json() {
+    let routes = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("prompts/routes.toml");
     let (json, _) = agent_router::tune::eval_command(
-        Some(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("prompts/routes.toml")),
+        &agent_router::Catalogue::from_path(&routes).unwrap(),
+        &routes.display().to_string(),
         &data("awsops/dev-sessions.jsonl"),
         true,
         &agent_router::tune::EvalOptions::default(),
@@ -580,9 +582,10 @@ fn eval_reports_turns_in_json() {
     }
     assert_eq!(v["turns"]["sessions"], 60);
     assert!(v["coverage"].is_number(), "the single-query keys stay");
-    // A file without session ids has no turns (and no routes file means the embedded one).
+    // A file without session ids has no turns.
     let (json, _) = agent_router::tune::eval_command(
-        None,
+        &agent_router::Catalogue::embedded_default().unwrap(),
+        "embedded default",
         &data("awsops/dev.jsonl"),
         true,
         &agent_router::tune::EvalOptions::default(),

@@ -18,9 +18,7 @@ use crate::ports::{MemorySessionStore, SessionStore};
 use crate::routing::{Catalogue, Router};
 use crate::sessions::Sessions;
 use cli::{Command, USAGE};
-use settings::{
-    RoutesSource, SessionConfig, SessionStoreKind, Settings, Switch, unknown_target_vars,
-};
+use settings::{SessionConfig, SessionStoreKind, Settings, Switch, unknown_target_vars};
 
 /// Default local port when neither `--port` nor `PORT` is given.
 pub const DEFAULT_PORT: u16 = 3000;
@@ -136,12 +134,9 @@ pub async fn run(command: Command) -> Result<(), AppError> {
                 session_policy: settings.sessions.policy,
             };
             // Like every command: --config, else ROUTER_CONFIG, else the embedded catalogue.
-            let routes = routes.or(match &settings.routes {
-                RoutesSource::File(path) => Some(path.clone()),
-                RoutesSource::Embedded => None,
-            });
+            let (source, catalogue) = settings.catalogue(routes.as_deref())?;
             let (report, warnings) =
-                crate::tune::eval_command(routes.as_deref(), &data, json, &options)?;
+                crate::tune::eval_command(&catalogue, &source.to_string(), &data, json, &options)?;
             warnings.iter().for_each(|w| eprintln!("{w}"));
             emit(&report)
         }

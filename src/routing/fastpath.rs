@@ -204,35 +204,31 @@ impl FastPath {
             none_weights[id] += k.weight;
         }
         none_weights.resize(texts.len(), 0.0);
-        // Entries grouped by text (a counting sort: each text's entries stay in file order).
-        let mut ends = vec![0usize; texts.len()];
+        // Entries grouped by text, each text's in file order (a counting sort by text id): text
+        // `id`'s entries are `offsets[id]..offsets[id + 1]`.
+        let mut offsets = vec![0usize; texts.len() + 1];
         for &(id, _) in &keyed {
-            ends[id] += 1;
+            offsets[id + 1] += 1;
         }
-        let mut total_so_far = 0;
-        for end in &mut ends {
-            total_so_far += *end;
-            *end = total_so_far;
+        for i in 1..offsets.len() {
+            offsets[i] += offsets[i - 1];
         }
-        let mut next: Vec<usize> = ends.clone();
+        let mut fill = offsets.clone();
         let mut slots: Vec<Option<KeywordHit>> = vec![None; keyed.len()];
-        for &(id, hit) in keyed.iter().rev() {
-            next[id] -= 1;
-            slots[next[id]] = Some(hit);
+        for &(id, hit) in &keyed {
+            slots[fill[id]] = Some(hit);
+            fill[id] += 1;
         }
         let entries: Vec<KeywordHit> = slots.into_iter().flatten().collect();
         let patterns = texts
             .iter()
             .zip(none_weights)
             .enumerate()
-            .map(|(id, (text, none_weight))| {
-                let start = if id == 0 { 0 } else { ends[id - 1] };
-                Pattern {
-                    entries: start..ends[id],
-                    none_weight,
-                    bounded_start: text.chars().next().is_some_and(joins_words),
-                    bounded_end: text.chars().next_back().is_some_and(joins_words),
-                }
+            .map(|(id, (text, none_weight))| Pattern {
+                entries: offsets[id]..offsets[id + 1],
+                none_weight,
+                bounded_start: text.chars().next().is_some_and(joins_words),
+                bounded_end: text.chars().next_back().is_some_and(joins_words),
             })
             .collect();
         let linear = catalogue.linear();
@@ -332,19 +328,9 @@ impl FastPath {
         let mut unknown: Vec<&str> = words(text)
             .filter(|w| !self.vocabulary.contains(*w))
             .collect();
-        // A query has few unknown words, and a linear check for repeats beats sorting them; a
-        // long one (a request may hold thousands of words) is sorted, so the count stays
-        // O(n log n).
-        let distinct = if unknown.len() <= 16 {
-            (0..unknown.len())
-                .filter(|&i| !unknown[..i].contains(&unknown[i]))
-                .count()
-        } else {
-            unknown.sort_unstable();
-            unknown.dedup();
-            unknown.len()
-        };
-        (distinct as f32).min(MAX_QUERY_WORDS)
+        unknown.sort_unstable();
+        unknown.dedup();
+        (unknown.len() as f32).min(MAX_QUERY_WORDS)
     }
 
     /// How much evidence `scan` holds for `agent`, as a share of what a decision needs, so 1 or

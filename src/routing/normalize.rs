@@ -19,43 +19,35 @@ pub fn normalize_query(text: &str) -> String {
 /// Like [`normalize_query`], but writes into `out` (cleared first) so a caller can reuse a buffer.
 pub fn normalize_into(text: &str, out: &mut String) {
     out.clear();
-    if text.is_ascii() {
-        // The common case, without decoding characters (the ASCII characters that
-        // `char::is_whitespace` accepts are exactly these). Most queries are already spaced
-        // cleanly (single spaces inside, none at the ends): copied whole and lower-cased.
-        let space = |b: u8| b.is_ascii_whitespace() || b == 0x0b;
-        let bytes = text.as_bytes();
-        let mut clean =
-            !bytes.first().is_some_and(|&b| space(b)) && !bytes.last().is_some_and(|&b| space(b));
-        let mut previous_space = false;
-        for &b in bytes {
-            if !clean {
-                break;
-            }
-            let is_space = space(b);
-            clean = !is_space || (b == b' ' && !previous_space);
-            previous_space = is_space;
-        }
-        if clean {
-            out.push_str(text);
-            out.make_ascii_lowercase();
-            return;
-        }
-        out.reserve(text.len());
-        let mut pending_space = false;
-        for b in text.bytes() {
-            if space(b) {
-                pending_space = !out.is_empty();
-                continue;
-            }
-            if pending_space {
-                out.push(' ');
-                pending_space = false;
-            }
-            out.push(char::from(b.to_ascii_lowercase()));
-        }
-        return;
+    if is_cleanly_spaced_ascii(text) {
+        // The common case: copied whole and lower-cased, without decoding characters.
+        out.push_str(text);
+        out.make_ascii_lowercase();
+    } else {
+        fold_chars(text, out);
     }
+}
+
+/// Whether `text` is ASCII with single spaces between words and none at the ends, so
+/// normalising it only lower-cases it (the ASCII characters `char::is_whitespace` accepts are
+/// the ASCII whitespace and vertical tab).
+fn is_cleanly_spaced_ascii(text: &str) -> bool {
+    let space = |b: u8| b.is_ascii_whitespace() || b == 0x0b;
+    let bytes = text.as_bytes();
+    if bytes.first().is_some_and(|&b| space(b)) || bytes.last().is_some_and(|&b| space(b)) {
+        return false;
+    }
+    let mut previous_space = false;
+    bytes.iter().all(|&b| {
+        let is_space = space(b);
+        let ok = b.is_ascii() && (!is_space || (b == b' ' && !previous_space));
+        previous_space = is_space;
+        ok
+    })
+}
+
+/// The general form, a character at a time: Unicode lower-casing and whitespace folding.
+fn fold_chars(text: &str, out: &mut String) {
     let mut pending_space = false;
     for c in text.chars() {
         if c.is_whitespace() {
@@ -118,22 +110,12 @@ pub fn truncate_bytes(s: &str, max: usize) -> &str {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
 
-    /// The general, character-by-character form, as the ASCII shortcut must behave.
+    /// The general form alone, as the ASCII shortcut must behave.
     fn by_chars(text: &str) -> String {
         let mut out = String::new();
-        let mut pending_space = false;
-        for c in text.chars() {
-            if c.is_whitespace() {
-                pending_space = !out.is_empty();
-                continue;
-            }
-            if pending_space {
-                out.push(' ');
-                pending_space = false;
-            }
-            out.extend(c.to_lowercase());
-        }
+        fold_chars(text, &mut out);
         out
     }
 
@@ -152,8 +134,6 @@ mod tests {
             }
         }
     }
-
-    use super::*;
 
     #[test]
     fn truncation_keeps_whole_characters() {

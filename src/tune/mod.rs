@@ -325,37 +325,19 @@ pub fn agent_name_for_label(label: &str) -> String {
     name
 }
 
-/// The `eval` command: evaluates the routes file at `routes` (the embedded default catalogue when
-/// `None`) on the labelled file at `data` and returns what to print on stdout (the text report,
-/// or one JSON object when `json`) and the warnings for stderr.
+/// The `eval` command: evaluates `catalogue` (named `routes` in warnings) on the labelled file at
+/// `data` and returns what to print on stdout (the text report, or one JSON object when `json`)
+/// and the warnings for stderr. The caller loads the routes like every other command does.
 pub fn eval_command(
-    routes: Option<&Path>,
+    catalogue: &crate::routing::Catalogue,
+    routes: &str,
     data: &Path,
     json: bool,
     options: &EvalOptions,
 ) -> Result<(String, Vec<String>), TuneError> {
-    let routes_name = routes.map_or_else(
-        || "the embedded catalogue".to_owned(),
-        |p| p.display().to_string(),
-    );
-    let catalogue = match routes {
-        Some(path) => crate::routing::Catalogue::from_path(path),
-        None => crate::routing::Catalogue::embedded_default(),
-    }
-    .map_err(|source| match source {
-        CatalogueError::Read { path, message } => TuneError::Io {
-            action: "read",
-            path,
-            message,
-        },
-        source => TuneError::Catalogue {
-            path: routes_name.clone(),
-            source,
-        },
-    })?;
     let (examples, counts) = load_labelled(data)?;
-    let report = evaluate(&catalogue, &examples, options)?;
-    let turns = conversations::evaluate_turns(&catalogue, &examples, &options.session_policy)?;
+    let report = evaluate(catalogue, &examples, options)?;
+    let turns = conversations::evaluate_turns(catalogue, &examples, &options.session_policy)?;
     let mut warnings = Vec::new();
     let note = decision_log_note(data, &counts);
     if json {
@@ -363,7 +345,7 @@ pub fn eval_command(
             let labels: Vec<&str> = report.unknown_labels.keys().map(String::as_str).collect();
             warnings.push(format!(
                 "warning: labels that name no agent of {} (counted as misses): {}",
-                routes_name,
+                routes,
                 labels.join(", ")
             ));
         }
